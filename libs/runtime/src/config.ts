@@ -1,0 +1,82 @@
+// The config catalog: every environment variable Armature reads, in one place, each with
+// a one-line doc, and typed readers that reject bad values instead of guessing.
+import { ArmatureError } from './errors.js';
+
+/** Every environment variable the services read. */
+export const ENV_CATALOG = {
+  ARMATURE_INSTANCE_ID: 'Instance id advertised in discovery (default: role-<random>).',
+  ARMATURE_HOST: 'Interface services bind to (default 127.0.0.1).',
+  ARMATURE_HTTP_PORT: 'Frontend HTTP port (default 8000; 0 picks a free port).',
+  ARMATURE_GRPC_PORT: 'gRPC port of a router or worker (default 0: a free port).',
+  ARMATURE_METRICS_PORT: 'Prometheus /metrics port of a router or worker (default 0: a free port).',
+  ARMATURE_MODEL: 'Served model name a worker registers (default armature/mock-model).',
+  ARMATURE_DISCOVERY_BACKEND: 'Discovery backend: file or memory (default file).',
+  ARMATURE_DISCOVERY_DIR: 'Directory of leased records for the file backend (default .armature/discovery).',
+  ARMATURE_DISCOVERY_LEASE_MS: 'Discovery lease; a silent instance disappears after it (default 10000).',
+  ARMATURE_ENGINE: 'Engine a worker runs: mocker (default mocker).',
+  ARMATURE_ENGINE_ARGS: 'Engine settings as a JSON object (see the engine options; default {}).',
+  ARMATURE_ROUTER_POLICY: 'Router policy plugin id: round-robin or least-loaded (default least-loaded).',
+  ARMATURE_DRAIN_TIMEOUT_MS: 'How long SIGTERM waits for in-flight requests before exiting (default 30000).',
+  ARMATURE_MAX_BODY_BYTES: 'Largest HTTP request body the frontend accepts (default 4194304).',
+  ARMATURE_REQUEST_TIMEOUT_MS: 'Frontend deadline for one request (default 600000).',
+  ARMATURE_LOG_LEVEL: 'debug, info, warn or error (default info).',
+} as const;
+
+export type EnvName = keyof typeof ENV_CATALOG;
+type Env = Record<string, string | undefined>;
+
+function configError(name: EnvName, raw: string, expected: string): ArmatureError {
+  return new ArmatureError('invalid_argument', 'bad_config', `${name}=${JSON.stringify(raw)}: expected ${expected}`);
+}
+
+const read = (env: Env, name: EnvName): string | undefined => {
+  const raw = env[name];
+  return raw === undefined || raw === '' ? undefined : raw;
+};
+
+/** A string variable, or the default. */
+export function envString(name: EnvName, fallback: string, env: Env = process.env): string {
+  return read(env, name) ?? fallback;
+}
+
+/** An integer variable within [min, max], or the default; anything else throws. */
+export function envInt(
+  name: EnvName,
+  fallback: number,
+  range: { min?: number; max?: number } = {},
+  env: Env = process.env,
+): number {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  const value = Number(raw);
+  const min = range.min ?? Number.MIN_SAFE_INTEGER;
+  const max = range.max ?? Number.MAX_SAFE_INTEGER;
+  if (!/^-?\d+$/.test(raw.trim()) || !Number.isSafeInteger(value) || value < min || value > max) {
+    throw configError(name, raw, `an integer in [${min}, ${max}]`);
+  }
+  return value;
+}
+
+/** One of a fixed set of values, or the default. */
+export function envEnum<T extends string>(name: EnvName, values: readonly T[], fallback: T, env: Env = process.env): T {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  if (!(values as readonly string[]).includes(raw)) throw configError(name, raw, `one of ${values.join(', ')}`);
+  return raw as T;
+}
+
+/** A JSON object variable, or the default. */
+export function envJson(name: EnvName, fallback: Record<string, unknown>, env: Env = process.env): Record<string, unknown> {
+  const raw = read(env, name);
+  if (raw === undefined) return fallback;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(raw);
+  } catch {
+    throw configError(name, raw, 'a JSON object');
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+    throw configError(name, raw, 'a JSON object');
+  }
+  return parsed as Record<string, unknown>;
+}

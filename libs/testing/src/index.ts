@@ -1,0 +1,4 @@
+export * from './wait.js';
+export * from './discovery-conformance.js';
+export * from './ports.js';
+export * from './process.js';
