@@ -16,6 +16,7 @@ export const ENV_CATALOG = {
   ARMATURE_ENGINE: 'Engine a worker runs: mocker (default mocker).',
   ARMATURE_ENGINE_ARGS: 'Engine settings as a JSON object (see the engine options; default {}).',
   ARMATURE_ROUTER_POLICY: 'Router policy plugin id: round-robin or least-loaded (default least-loaded).',
+  ARMATURE_ROUTER_PARAMS: 'Router policy parameters as a JSON object (default {}).',
   ARMATURE_DRAIN_TIMEOUT_MS: 'How long SIGTERM waits for in-flight requests before exiting (default 30000).',
   ARMATURE_MAX_BODY_BYTES: 'Largest HTTP request body the frontend accepts (default 4194304).',
   ARMATURE_REQUEST_TIMEOUT_MS: 'Frontend deadline for one request (default 600000).',

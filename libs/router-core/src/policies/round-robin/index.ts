@@ -1,0 +1,18 @@
+// round-robin: each request goes to the next worker in instance-id order. Cache- and
+// load-blind; the baseline every other policy is measured against.
+import type { PolicyFactory, RoutingPolicy } from '../../types.js';
+
+export const roundRobin = {
+  id: 'round-robin',
+  create(): RoutingPolicy {
+    let next = 0;
+    return {
+      id: 'round-robin',
+      choose(candidates) {
+        const sorted = [...candidates].sort((a, b) => (a.instanceId < b.instanceId ? -1 : 1));
+        const worker = sorted[next++ % sorted.length]!;
+        return { worker, overlapBlocks: 0 };
+      },
+    };
+  },
+} satisfies PolicyFactory;

@@ -1,0 +1,44 @@
+// Chat templates: turn a list of messages into the prompt tokens the model expects.
+// Markers are encoded as special tokens; message content never is (no injection).
+import { ArmatureError } from '@armature/runtime';
+import type { Tokenizer } from './tokenizer.js';
+
+export interface ChatMessage {
+  role: string;
+  content: string;
+}
+
+type Segment = { text: string; special: boolean };
+
+const TEMPLATES: Record<string, (messages: readonly ChatMessage[]) => Segment[]> = {
+  // ChatML (Qwen, many others): <|im_start|>role\ncontent<|im_end|>\n ... <|im_start|>assistant\n
+  chatml: (messages) => {
+    const out: Segment[] = [];
+    for (const m of messages) {
+      out.push({ text: '<|im_start|>', special: true }, { text: `${m.role}\n${m.content}`, special: false });
+      out.push({ text: '<|im_end|>', special: true }, { text: '\n', special: false });
+    }
+    out.push({ text: '<|im_start|>', special: true }, { text: 'assistant\n', special: false });
+    return out;
+  },
+  // Plain text, for models without a chat format.
+  plain: (messages) => [
+    { text: messages.map((m) => `${m.role}: ${m.content}`).join('\n') + '\nassistant:', special: false },
+  ],
+};
+
+/** Template ids this build knows. */
+export const CHAT_TEMPLATES = Object.keys(TEMPLATES);
+
+/** Renders messages with a template and tokenizes the result (generation prompt added). */
+export function applyChatTemplate(templateId: string, messages: readonly ChatMessage[], tokenizer: Tokenizer): number[] {
+  const template = TEMPLATES[templateId];
+  if (!template) {
+    throw new ArmatureError('failed_precondition', 'unknown_chat_template', `unknown chat template ${JSON.stringify(templateId)}`);
+  }
+  const ids: number[] = [];
+  for (const seg of template(messages)) {
+    for (const id of seg.special ? tokenizer.encodeSpecial(seg.text) : tokenizer.encode(seg.text)) ids.push(id);
+  }
+  return ids;
+}

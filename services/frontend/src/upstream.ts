@@ -1,0 +1,160 @@
+// The frontend's connections upstream: the models and routers it learns from discovery,
+// and one gRPC client per worker address. It decides nothing about requests.
+import { RouterClient, WorkerClient, type RouteRequest, type RouteResponse } from '@armature/proto';
+import {
+  ArmatureError,
+  CLIENT_CHANNEL_OPTIONS,
+  asArmatureError,
+  createLogger,
+  insecureCredentials,
+  type Discovery,
+  type InstanceRecord,
+  type ModelCard,
+  type Watch,
+} from '@armature/runtime';
+
+const log = createLogger('frontend/upstream');
+
+export interface ServedModel {
+  card: ModelCard;
+  workers: Set<string>;
+  /** When the model was first seen (epoch seconds), for /v1/models. */
+  created: number;
+}
+
+export class Upstream {
+  private readonly workers = new Map<string, InstanceRecord>();
+  private readonly routers = new Map<string, { record: InstanceRecord; client: RouterClient }>();
+  private readonly workerClients = new Map<string, WorkerClient>();
+  private readonly firstSeen = new Map<string, number>();
+  private readonly watches: Watch[] = [];
+  private nextRouter = 0;
+  /** The router that placed each in-flight request: it keeps that request's load. */
+  private readonly routedBy = new Map<string, RouterClient>();
+
+  constructor(private readonly discovery: Discovery) {}
+
+  start(): void {
+    this.watches.push(
+      this.discovery.watch({ role: 'decode' }, (e) => {
+        if (e.type === 'removed') this.workers.delete(e.record.instanceId);
+        else if (e.record.model && e.record.card) {
+          this.workers.set(e.record.instanceId, e.record);
+          if (!this.firstSeen.has(e.record.model)) this.firstSeen.set(e.record.model, Math.floor(Date.now() / 1000));
+        }
+      }),
+      this.discovery.watch({ role: 'router' }, (e) => {
+        const old = this.routers.get(e.record.instanceId);
+        if (old && (e.type === 'removed' || old.record.grpcAddress !== e.record.grpcAddress)) {
+          old.client.close();
+          this.routers.delete(e.record.instanceId);
+        }
+        if (e.type !== 'removed' && e.record.grpcAddress && !this.routers.has(e.record.instanceId)) {
+          const client = new RouterClient(e.record.grpcAddress, insecureCredentials(), CLIENT_CHANNEL_OPTIONS);
+          this.routers.set(e.record.instanceId, { record: e.record, client });
+          log.info('router found', { router: e.record.instanceId, address: e.record.grpcAddress });
+        }
+      }),
+    );
+  }
+
+  /** Models with at least one live worker. */
+  models(): Map<string, ServedModel> {
+    const out = new Map<string, ServedModel>();
+    for (const w of this.workers.values()) {
+      const model = w.model!;
+      let m = out.get(model);
+      if (!m) {
+        m = { card: w.card!, workers: new Set(), created: this.firstSeen.get(model) ?? 0 };
+        out.set(model, m);
+      }
+      m.workers.add(w.instanceId);
+    }
+    return out;
+  }
+
+  model(name: string): ServedModel | undefined {
+    return this.models().get(name);
+  }
+
+  get routerCount(): number {
+    return this.routers.size;
+  }
+
+  /** A gRPC client for a worker address (cached). */
+  worker(address: string): WorkerClient {
+    let c = this.workerClients.get(address);
+    if (!c) {
+      c = new WorkerClient(address, insecureCredentials(), CLIENT_CHANNEL_OPTIONS);
+      this.workerClients.set(address, c);
+    }
+    return c;
+  }
+
+  /** Drops a cached worker client (its worker failed). */
+  forgetWorker(address: string): void {
+    this.workerClients.get(address)?.close();
+    this.workerClients.delete(address);
+  }
+
+  private pickRouters(): RouterClient[] {
+    const all = [...this.routers.values()].map((r) => r.client);
+    if (all.length === 0) throw new ArmatureError('unavailable', 'no_router', 'no router is available');
+    const start = this.nextRouter++ % all.length;
+    return [...all.slice(start), ...all.slice(0, start)];
+  }
+
+  /** Asks a router for a worker, failing over to another router on transport errors. */
+  async route(req: RouteRequest, signal: AbortSignal): Promise<RouteResponse> {
+    let lastErr: ArmatureError | undefined;
+    for (const client of this.pickRouters()) {
+      try {
+        const res = await unaryCall<RouteRequest, RouteResponse>((cb) => client.route(req, cb), signal);
+        this.routedBy.set(req.requestId, client);
+        return res;
+      } catch (err) {
+        lastErr = asArmatureError(err);
+        if (lastErr.reason !== 'grpc_unavailable') throw lastErr; // a router's own answer: do not retry
+      }
+    }
+    throw new ArmatureError('unavailable', 'no_router', 'no router answered', { detail: lastErr?.detail, cause: lastErr });
+  }
+
+  /** Best-effort notifications: a failure is logged, never surfaced to the client. */
+  notifyPrefillComplete(requestId: string): void {
+    this.routedBy.get(requestId)?.markPrefillComplete({ requestId }, (err) => {
+      if (err) log.debug('markPrefillComplete failed', { requestId, err: err.message });
+    });
+  }
+
+  notifyFree(requestId: string): void {
+    const client = this.routedBy.get(requestId);
+    this.routedBy.delete(requestId);
+    client?.free({ requestId }, (err) => {
+      if (err) log.debug('free failed', { requestId, err: err.message });
+    });
+  }
+
+  close(): void {
+    for (const w of this.watches) w.close();
+    for (const r of this.routers.values()) r.client.close();
+    for (const c of this.workerClients.values()) c.close();
+  }
+}
+
+function unaryCall<Req, Res>(
+  start: (cb: (err: Error | null, res: Res) => void) => { cancel(): void },
+  signal: AbortSignal,
+): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const call = start((err, res) => {
+      signal.removeEventListener('abort', onAbort);
+      if (err) reject(asArmatureError(err));
+      else resolve(res);
+    });
+    const onAbort = (): void => call.cancel();
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+export type { RouteRequest };
