@@ -70,6 +70,7 @@ async function main(): Promise<void> {
       eventAddress: publisher.address,
       metricsAddress: `${host}:${metricsServer.port}`,
       card,
+      labels: { pid: String(process.pid) },
     },
     { leaseMs: leaseMsFromEnv() },
   );

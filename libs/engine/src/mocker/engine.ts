@@ -1,0 +1,172 @@
+// The live mocker: runs MockerCore against the wall clock. Each pass takes the time the
+// perf model says (paced against a running deadline, so timer overshoot is caught up
+// rather than accumulated); the loop idles when there is no work and wakes on a request.
+// It turns step outputs into per-request streams and AbortSignals into cancellations. It
+// does not publish anywhere: listeners (the worker service) forward events and load.
+import type { KvEvent, KvEventBatch } from '@armature/kv';
+import { ArmatureError, asArmatureError, createLogger, type ModelCard } from '@armature/runtime';
+import { OutputStream } from '../output-stream.js';
+import type { Engine, EngineLoad, EngineOutput, EngineRequest } from '../types.js';
+import { compileMockerOptions, mockerCard, type MockerConfig, type MockerOptions } from './options.js';
+import { MockerCore, type MockerStepOutput } from './scheduler.js';
+
+const log = createLogger('engine/mocker');
+
+/** A loop behind its schedule by more than this stops catching up (ms). */
+const MAX_LAG_MS = 1000;
+
+interface ActiveRequest {
+  readonly stream: OutputStream;
+  readonly signal: AbortSignal;
+  readonly onAbort: () => void;
+}
+
+export class MockerEngine implements Engine {
+  readonly card: ModelCard;
+  private readonly core: MockerCore;
+  private readonly active = new Map<string, ActiveRequest>();
+  private readonly kvListeners = new Set<(batch: KvEventBatch) => void>();
+  private readonly loadListeners = new Set<(load: EngineLoad) => void>();
+  private wake: (() => void) | undefined;
+  private closed = false;
+  private readonly loop: Promise<void>;
+
+  constructor(readonly config: MockerConfig) {
+    this.card = mockerCard(config);
+    this.core = new MockerCore(config, {
+      onKvEvents: (batch) => this.emit(this.kvListeners, batch),
+      onLoad: (load) => this.emit(this.loadListeners, load),
+    });
+    this.loop = this.run();
+  }
+
+  generate(request: EngineRequest, signal: AbortSignal): AsyncIterable<EngineOutput> {
+    if (this.closed) throw new ArmatureError('unavailable', 'engine_closed', 'the engine is shutting down');
+    if (signal.aborted) {
+      const stream = new OutputStream();
+      stream.push({ tokenIds: [], finishReason: 'cancelled' });
+      stream.end();
+      return stream;
+    }
+    this.core.add(request, Date.now()); // throws for invalid requests
+    const { requestId } = request;
+    const stream = new OutputStream(() => this.cancel(requestId, false));
+    const onAbort = (): void => this.cancel(requestId, true);
+    signal.addEventListener('abort', onAbort, { once: true });
+    this.active.set(requestId, { stream, signal, onAbort });
+    this.wake?.();
+    return stream;
+  }
+
+  load(): EngineLoad {
+    return this.core.load();
+  }
+
+  onKvEvents(listener: (batch: KvEventBatch) => void): () => void {
+    this.kvListeners.add(listener);
+    return () => this.kvListeners.delete(listener);
+  }
+
+  onLoad(listener: (load: EngineLoad) => void): () => void {
+    this.loadListeners.add(listener);
+    return () => this.loadListeners.delete(listener);
+  }
+
+  kvSnapshot(): KvEvent[] {
+    return this.core.kvSnapshot();
+  }
+
+  /** Throws if the core's bookkeeping is inconsistent (tests). */
+  checkInvariants(): void {
+    this.core.checkInvariants();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return this.loop;
+    this.closed = true;
+    this.failAll(new ArmatureError('unavailable', 'engine_closed', 'the engine shut down'));
+    this.wake?.();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let deadline = performance.now();
+    while (!this.closed) {
+      if (!this.core.hasWork()) {
+        this.core.flush(Date.now());
+        await new Promise<void>((resolve) => (this.wake = resolve));
+        this.wake = undefined;
+        deadline = performance.now();
+        continue;
+      }
+      let outputs: MockerStepOutput[];
+      try {
+        const step = this.core.step(Date.now());
+        outputs = step.outputs;
+        deadline = Math.max(deadline + step.durationMs, performance.now() - MAX_LAG_MS);
+      } catch (err) {
+        // Never let the loop die: fail what was in flight and go on with an empty core.
+        log.error('mocker step failed', { error: err });
+        this.failAll(asArmatureError(err));
+        continue;
+      }
+      await sleepUntil(deadline);
+      this.deliver(outputs);
+    }
+  }
+
+  private deliver(outputs: MockerStepOutput[]): void {
+    for (const { requestId, output } of outputs) {
+      const entry = this.active.get(requestId);
+      if (!entry) continue; // cancelled during the pass
+      entry.stream.push(output);
+      if (output.finishReason) {
+        this.active.delete(requestId);
+        entry.signal.removeEventListener('abort', entry.onAbort);
+        entry.stream.end();
+      }
+    }
+  }
+
+  private cancel(requestId: string, notify: boolean): void {
+    const entry = this.active.get(requestId);
+    if (!entry) return;
+    this.active.delete(requestId);
+    entry.signal.removeEventListener('abort', entry.onAbort);
+    this.core.cancel(requestId);
+    if (notify) entry.stream.push({ tokenIds: [], finishReason: 'cancelled' });
+    entry.stream.end();
+    this.wake?.();
+  }
+
+  private failAll(error: ArmatureError): void {
+    for (const [requestId, entry] of this.active) {
+      entry.signal.removeEventListener('abort', entry.onAbort);
+      this.core.cancel(requestId);
+      entry.stream.fail(error);
+    }
+    this.active.clear();
+  }
+
+  private emit<T>(listeners: Set<(value: T) => void>, value: T): void {
+    for (const listener of listeners) {
+      try {
+        listener(value);
+      } catch (err) {
+        log.warn('engine listener threw', { error: err });
+      }
+    }
+  }
+}
+
+/** Creates a live mocker from raw options (see MockerOptions for the defaults). */
+export function createMockerEngine(options: MockerOptions = {}): MockerEngine {
+  return new MockerEngine(compileMockerOptions(options));
+}
+
+function sleepUntil(deadline: number): Promise<void> {
+  const remaining = deadline - performance.now();
+  // Timers cannot wait less than a millisecond; yield to I/O instead and let the deadline catch up.
+  if (remaining < 1) return new Promise((resolve) => setImmediate(resolve));
+  return new Promise((resolve) => setTimeout(resolve, remaining));
+}

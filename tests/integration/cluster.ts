@@ -1,0 +1,96 @@
+// A real local cluster for integration tests: frontend, router and decode workers as
+// separate Node processes on 127.0.0.1, found through file discovery in a temp dir.
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { FileDiscovery } from '@armature/runtime';
+import { freePort, spawnNode, waitFor, type ServiceProcess } from '@armature/testing';
+
+export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
+export const MODEL = 'armature/test-model';
+
+export interface ClusterOptions {
+  workers?: number;
+  leaseMs?: number;
+  policy?: string;
+  engineArgs?: Record<string, unknown>;
+  extraEnv?: Record<string, string>;
+}
+
+export interface Cluster {
+  url: string;
+  discoveryDir: string;
+  discovery: FileDiscovery;
+  frontend: ServiceProcess;
+  router: ServiceProcess;
+  workers: Map<string, ServiceProcess>;
+  stop(): Promise<void>;
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const discoveryDir = await mkdtemp(join(tmpdir(), 'armature-it-'));
+  const common = {
+    ARMATURE_HOST: '127.0.0.1',
+    ARMATURE_DISCOVERY_BACKEND: 'file',
+    ARMATURE_DISCOVERY_DIR: discoveryDir,
+    ARMATURE_DISCOVERY_LEASE_MS: String(options.leaseMs ?? 2_000),
+    ARMATURE_LOG_LEVEL: 'info',
+    ...options.extraEnv,
+  };
+  const workers = new Map<string, ServiceProcess>();
+  const count = options.workers ?? 2;
+  for (let i = 0; i < count; i++) {
+    const id = `decode-${i}`;
+    workers.set(
+      id,
+      spawnNode(join(ROOT, 'services/decode/dist/main.js'), [], {
+        ...common,
+        ARMATURE_INSTANCE_ID: id,
+        ARMATURE_MODEL: MODEL,
+        ARMATURE_ENGINE_ARGS: JSON.stringify({ speedup: 50, contextLength: 4096, ...options.engineArgs }),
+      }),
+    );
+  }
+  const router = spawnNode(join(ROOT, 'services/router/dist/main.js'), [], {
+    ...common,
+    ARMATURE_INSTANCE_ID: 'router-0',
+    ARMATURE_ROUTER_POLICY: options.policy ?? 'round-robin',
+  });
+  const port = await freePort();
+  const frontend = spawnNode(join(ROOT, 'services/frontend/dist/main.js'), [], {
+    ...common,
+    ARMATURE_INSTANCE_ID: 'frontend-0',
+    ARMATURE_HTTP_PORT: String(port),
+    ARMATURE_MAX_BODY_BYTES: String(64 * 1024),
+  });
+  const url = `http://127.0.0.1:${port}`;
+  const discovery = new FileDiscovery({ dir: discoveryDir, pollMs: 50 });
+  const all = [frontend, router, ...workers.values()];
+  const stop = async (): Promise<void> => {
+    await Promise.all(all.map((p) => p.stop(3_000)));
+    await discovery.close();
+    await rm(discoveryDir, { recursive: true, force: true });
+  };
+  try {
+    await Promise.all([...workers.values()].map((w) => w.waitForOutput(/worker ready/)));
+    await router.waitForOutput(/router ready/);
+    await frontend.waitForOutput(/frontend listening/);
+    // Healthy, and every worker visible to the frontend.
+    await waitFor(
+      async () => {
+        const res = await fetch(`${url}/health`).catch(() => undefined);
+        if (!res?.ok) return false;
+        const body = (await res.json()) as { models: Array<{ workers: number }> };
+        return body.models[0]?.workers === count;
+      },
+      15_000,
+      50,
+      'a healthy frontend seeing every worker',
+    );
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, discoveryDir, discovery, frontend, router, workers, stop };
+}
