@@ -19,10 +19,18 @@ async function post(path: string, body: string | object, headers: Record<string,
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
-  return { status: res.status, body: (await res.json()) as { error: { message: string; type: string; param: string | null; code: string } } };
+  return {
+    status: res.status,
+    body: (await res.json()) as { error: { message: string; type: string; param: string | null; code: string } },
+  };
 }
 
-const chat = (extra: object) => ({ model: MODEL, messages: [{ role: 'user', content: 'hi' }], max_tokens: 4, ...extra });
+const chat = (extra: object) => ({
+  model: MODEL,
+  messages: [{ role: 'user', content: 'hi' }],
+  max_tokens: 4,
+  ...extra,
+});
 
 const cases: Array<[string, string, string | object, number, string | null]> = [
   ['malformed JSON', '/v1/chat/completions', '{"model": ', 400, null],
@@ -30,7 +38,13 @@ const cases: Array<[string, string, string | object, number, string | null]> = [
   ['missing messages', '/v1/chat/completions', { model: MODEL }, 400, 'messages'],
   ['messages of the wrong type', '/v1/chat/completions', { model: MODEL, messages: 'hi' }, 400, 'messages'],
   ['an empty messages list', '/v1/chat/completions', { model: MODEL, messages: [] }, 400, 'messages'],
-  ['a bad role', '/v1/chat/completions', { model: MODEL, messages: [{ role: 'robot', content: 'x' }] }, 400, 'messages[0].role'],
+  [
+    'a bad role',
+    '/v1/chat/completions',
+    { model: MODEL, messages: [{ role: 'robot', content: 'x' }] },
+    400,
+    'messages[0].role',
+  ],
   ['an empty prompt', '/v1/completions', { model: MODEL, prompt: '' }, 400, 'prompt'],
   ['max_tokens 0', '/v1/chat/completions', chat({ max_tokens: 0 }), 400, 'max_tokens'],
   ['max_tokens not an integer', '/v1/chat/completions', chat({ max_tokens: 'ten' }), 400, 'max_tokens'],
@@ -42,7 +56,13 @@ const cases: Array<[string, string, string | object, number, string | null]> = [
   ['top_p above 1', '/v1/chat/completions', chat({ top_p: 1.5 }), 400, 'top_p'],
   ['n = 2', '/v1/chat/completions', chat({ n: 2 }), 400, 'n'],
   ['an unknown model', '/v1/chat/completions', chat({ model: 'no-such-model' }), 404, 'model'],
-  ['a body over the size limit', '/v1/chat/completions', chat({ messages: [{ role: 'user', content: 'x'.repeat(70 * 1024) }] }), 413, null],
+  [
+    'a body over the size limit',
+    '/v1/chat/completions',
+    chat({ messages: [{ role: 'user', content: 'x'.repeat(70 * 1024) }] }),
+    413,
+    null,
+  ],
 ];
 
 describe('bad input', () => {

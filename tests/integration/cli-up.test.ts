@@ -74,10 +74,15 @@ describe('armature up', () => {
     const oldPid = (await pidOf('decode-0'))!;
     process.kill(oldPid, 'SIGKILL');
     await cli.waitForOutput(/decode-0\s+\|.*exited \(SIGKILL\); restarting/, 10_000);
-    await waitFor(async () => {
-      const p = await pidOf('decode-0');
-      return p !== undefined && p !== oldPid;
-    }, 15_000, 100, 'decode-0 to come back with a new pid');
+    await waitFor(
+      async () => {
+        const p = await pidOf('decode-0');
+        return p !== undefined && p !== oldPid;
+      },
+      15_000,
+      100,
+      'decode-0 to come back with a new pid',
+    );
     const everyone = [...pids, await pidOf('decode-0')] as number[];
     await discovery.close();
 

@@ -27,7 +27,12 @@ describe('OpenAI API over the aggregated path', () => {
 
   it('answers a non-streaming chat completion with usage and the worker header', async () => {
     const { data, response } = await client.chat.completions
-      .create({ model: MODEL, messages, max_tokens: 12, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming)
+      .create({
+        model: MODEL,
+        messages,
+        max_tokens: 12,
+        ignore_eos: true,
+      } as OpenAI.ChatCompletionCreateParamsNonStreaming)
       .withResponse();
     expect(data.object).toBe('chat.completion');
     expect(data.choices[0]!.finish_reason).toBe('length');
@@ -43,7 +48,11 @@ describe('OpenAI API over the aggregated path', () => {
     const params = { model: MODEL, messages, max_tokens: 20, seed: 7, ignore_eos: true };
     const whole = await client.chat.completions.create(params as OpenAI.ChatCompletionCreateParamsNonStreaming);
     const { data: stream, response } = await client.chat.completions
-      .create({ ...params, stream: true, stream_options: { include_usage: true } } as OpenAI.ChatCompletionCreateParamsStreaming)
+      .create({
+        ...params,
+        stream: true,
+        stream_options: { include_usage: true },
+      } as OpenAI.ChatCompletionCreateParamsStreaming)
       .withResponse();
     expect(response.headers.get('content-type')).toMatch(/text\/event-stream/);
     let text = '';
@@ -64,10 +73,21 @@ describe('OpenAI API over the aggregated path', () => {
   });
 
   it('serves completions, streaming and not', async () => {
-    const done = await client.completions.create({ model: MODEL, prompt: 'Once upon a time', max_tokens: 8, ignore_eos: true } as OpenAI.CompletionCreateParamsNonStreaming);
+    const done = await client.completions.create({
+      model: MODEL,
+      prompt: 'Once upon a time',
+      max_tokens: 8,
+      ignore_eos: true,
+    } as OpenAI.CompletionCreateParamsNonStreaming);
     expect(done.object).toBe('text_completion');
     expect(done.usage!.completion_tokens).toBe(8);
-    const stream = await client.completions.create({ model: MODEL, prompt: 'Once upon a time', max_tokens: 8, ignore_eos: true, stream: true } as OpenAI.CompletionCreateParamsStreaming);
+    const stream = await client.completions.create({
+      model: MODEL,
+      prompt: 'Once upon a time',
+      max_tokens: 8,
+      ignore_eos: true,
+      stream: true,
+    } as OpenAI.CompletionCreateParamsStreaming);
     let text = '';
     for await (const chunk of stream) text += chunk.choices[0]?.text ?? '';
     expect(text.length).toBeGreaterThan(0);
@@ -75,24 +95,40 @@ describe('OpenAI API over the aggregated path', () => {
 
   it('honours stop strings and reports cached prompt tokens on a repeat', async () => {
     const long = [{ role: 'user' as const, content: 'cache me '.repeat(200) }];
-    const first = await client.chat.completions.create({ model: MODEL, messages: long, max_tokens: 30, seed: 3, ignore_eos: true } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const first = await client.chat.completions.create({
+      model: MODEL,
+      messages: long,
+      max_tokens: 30,
+      seed: 3,
+      ignore_eos: true,
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     const text = first.choices[0]!.message.content!;
     const stop = text.slice(10, 14);
-    const stopped = await client.chat.completions.create({ model: MODEL, messages: long, max_tokens: 30, seed: 3, ignore_eos: true, stop: [stop] } as OpenAI.ChatCompletionCreateParamsNonStreaming);
+    const stopped = await client.chat.completions.create({
+      model: MODEL,
+      messages: long,
+      max_tokens: 30,
+      seed: 3,
+      ignore_eos: true,
+      stop: [stop],
+    } as OpenAI.ChatCompletionCreateParamsNonStreaming);
     expect(stopped.choices[0]!.finish_reason).toBe('stop');
     expect(stopped.choices[0]!.message.content).toBe(text.slice(0, text.indexOf(stop)));
     // Pin to one worker so the second request must hit its prefix cache.
     const pinned = { headers: { 'x-armature-worker-id': 'decode-1' } };
     await client.chat.completions.create({ model: MODEL, messages: long, max_tokens: 2 }, pinned);
     const again = await client.chat.completions.create({ model: MODEL, messages: long, max_tokens: 2 }, pinned);
-    const cached = (again.usage as OpenAI.CompletionUsage & { prompt_tokens_details: { cached_tokens: number } }).prompt_tokens_details.cached_tokens;
+    const cached = (again.usage as OpenAI.CompletionUsage & { prompt_tokens_details: { cached_tokens: number } })
+      .prompt_tokens_details.cached_tokens;
     expect(cached).toBeGreaterThanOrEqual(again.usage!.prompt_tokens - 16);
   });
 
   it('spreads requests over both workers', async () => {
     const seen = new Set<string>();
     for (let i = 0; i < 6; i++) {
-      const { response } = await client.chat.completions.create({ model: MODEL, messages, max_tokens: 2 }).withResponse();
+      const { response } = await client.chat.completions
+        .create({ model: MODEL, messages, max_tokens: 2 })
+        .withResponse();
       seen.add(response.headers.get('x-armature-decode-worker')!);
     }
     expect([...seen].sort()).toEqual(['decode-0', 'decode-1']);
@@ -101,28 +137,40 @@ describe('OpenAI API over the aggregated path', () => {
   it('cancels the request on the worker when the client disconnects', async () => {
     const controller = new AbortController();
     const stream = await client.chat.completions.create(
-      { model: MODEL, messages, max_tokens: 3000, ignore_eos: true, stream: true } as OpenAI.ChatCompletionCreateParamsStreaming,
+      {
+        model: MODEL,
+        messages,
+        max_tokens: 3000,
+        ignore_eos: true,
+        stream: true,
+      } as OpenAI.ChatCompletionCreateParamsStreaming,
       { signal: controller.signal, headers: { 'x-armature-worker-id': 'decode-0' } },
     );
     let n = 0;
-    await expect(
-      (async () => {
-        for await (const _ of stream) if (++n === 5) controller.abort();
-      })(),
-    ).rejects.toThrow();
+    try {
+      for await (const _ of stream) if (++n === 5) controller.abort();
+    } catch {
+      // some client versions throw an AbortError here, others end the stream
+    }
+    expect(n).toBeLessThan(100);
     // The worker reports the request cancelled and no request left running.
     const metrics = async (): Promise<string> => {
       const records = await cluster.discovery.list({ role: 'decode' });
       const addr = records.find((r) => r.instanceId === 'decode-0')!.metricsAddress!;
       return (await fetch(`http://${addr}/metrics`)).text();
     };
-    await waitFor(async () => /armature_worker_requests_total\{[^}]*finish_reason="cancelled"[^}]*\} [1-9]/.test(await metrics()), 5_000);
+    await waitFor(
+      async () => /armature_worker_requests_total\{[^}]*finish_reason="cancelled"[^}]*\} [1-9]/.test(await metrics()),
+      5_000,
+    );
     await waitFor(async () => /armature_worker_running_requests\{[^}]*\} 0\b/.test(await metrics()), 5_000);
   });
 
   it('exports frontend metrics in Prometheus format', async () => {
     const text = await (await fetch(`${cluster.url}/metrics`)).text();
-    expect(text).toMatch(/armature_frontend_requests_total\{model="armature\/test-model",endpoint="chat_completions",status="200"\} \d+/);
+    expect(text).toMatch(
+      /armature_frontend_requests_total\{model="armature\/test-model",endpoint="chat_completions",status="200"\} \d+/,
+    );
     expect(text).toMatch(/armature_frontend_time_to_first_token_seconds_count\{model="armature\/test-model"\} [1-9]/);
     expect(text).toMatch(/armature_frontend_inter_token_latency_seconds_count/);
     expect(text).toMatch(/armature_frontend_output_tokens_total\{model="armature\/test-model"\} [1-9]/);

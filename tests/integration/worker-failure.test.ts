@@ -19,7 +19,9 @@ afterAll(async () => {
 });
 
 const ask = (headers: Record<string, string> = {}) =>
-  client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hello' }], max_tokens: 3 }, { headers }).withResponse();
+  client.chat.completions
+    .create({ model: MODEL, messages: [{ role: 'user', content: 'hello' }], max_tokens: 3 }, { headers })
+    .withResponse();
 
 describe('a killed worker', () => {
   it('is routed around at once, leaves discovery within its lease, and pinning it gets 503', async () => {
@@ -43,7 +45,10 @@ describe('a killed worker', () => {
     expect(pinned.status).toBe(503);
     expect(((await pinned.json()) as { error: { message: string } }).error.message).toMatch(/decode-0/);
 
-    await waitFor(async () => !(await cluster.discovery.list({ role: 'decode' })).some((r) => r.instanceId === 'decode-0'), LEASE_MS + 2_000);
+    await waitFor(
+      async () => !(await cluster.discovery.list({ role: 'decode' })).some((r) => r.instanceId === 'decode-0'),
+      LEASE_MS + 2_000,
+    );
     expect(Date.now() - killedAt).toBeLessThan(LEASE_MS + 1_000);
 
     for (let i = 0; i < 4; i++) {

@@ -9,7 +9,8 @@ export const DEFAULT_STREAM_CAPACITY = 64;
 
 export class OutputStream implements AsyncIterableIterator<EngineOutput> {
   private readonly queue: EngineOutput[] = [];
-  private readonly takers: Array<{ resolve: (r: IteratorResult<EngineOutput>) => void; reject: (e: unknown) => void }> = [];
+  private readonly takers: Array<{ resolve: (r: IteratorResult<EngineOutput>) => void; reject: (e: unknown) => void }> =
+    [];
   private ended = false;
   private error: unknown;
   private failed = false;

@@ -6,7 +6,14 @@ import { parseFrames } from './frame.js';
 import type { EventMessage, SequenceGap, SubscriberCounters } from './types.js';
 
 export class EventDispatcher {
-  readonly counters: SubscriberCounters = { messages: 0, gaps: 0, missed: 0, badFrames: 0, listenerErrors: 0, receiveErrors: 0 };
+  readonly counters: SubscriberCounters = {
+    messages: 0,
+    gaps: 0,
+    missed: 0,
+    badFrames: 0,
+    listenerErrors: 0,
+    receiveErrors: 0,
+  };
   private readonly messageListeners = new Set<(msg: EventMessage) => void>();
   private readonly gapListeners = new Set<(gap: SequenceGap) => void>();
   /** publisher address -> topic -> last seq seen. Absent publisher = not attached. */

@@ -184,7 +184,7 @@ describe('followPublishers', () => {
     const messages = collect(sub);
     const joined: string[] = [];
     const left: string[] = [];
-    const follow = track(
+    track(
       followPublishers(router, { role: 'decode' }, sub, {
         onJoin: (r) => joined.push(r.instanceId),
         onLeave: (r) => left.push(r.instanceId),

@@ -8,7 +8,9 @@ import type { EventSubscriber } from './types.js';
 const log = createLogger('event-plane');
 
 const describe = (err: unknown): string =>
-  err instanceof Error ? [err.message, err.cause instanceof Error ? err.cause.message : undefined].filter(Boolean).join(': ') : String(err);
+  err instanceof Error
+    ? [err.message, err.cause instanceof Error ? err.cause.message : undefined].filter(Boolean).join(': ')
+    : String(err);
 
 export interface FollowHooks {
   /** Called after connecting to a record's eventAddress (also after an address change). */

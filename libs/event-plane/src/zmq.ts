@@ -46,7 +46,11 @@ function resolveOptions(raw: ZmqEventPlaneOptions): ResolvedOptions {
   };
   for (const [key, value] of Object.entries(options)) {
     if (!Number.isInteger(value) || value < 0) {
-      throw new ArmatureError('invalid_argument', 'invalid_event_plane_option', `${key} must be a non-negative integer`);
+      throw new ArmatureError(
+        'invalid_argument',
+        'invalid_event_plane_option',
+        `${key} must be a non-negative integer`,
+      );
     }
   }
   return options;
@@ -202,9 +206,14 @@ class ZmqEventSubscriber implements EventSubscriber {
       socket.connect(address);
     } catch (err) {
       socket.close();
-      throw new ArmatureError('invalid_argument', 'invalid_event_address', `cannot connect to event address ${address}`, {
-        cause: err,
-      });
+      throw new ArmatureError(
+        'invalid_argument',
+        'invalid_event_address',
+        `cannot connect to event address ${address}`,
+        {
+          cause: err,
+        },
+      );
     }
     if (this.topics.includes('')) socket.subscribe();
     else for (const topic of this.topics) socket.subscribe(topic);

@@ -17,31 +17,113 @@ const TOKEN_BUCKETS = [1, 16, 64, 256, 1024, 4096, 16384, 65536, 131072] as cons
 
 export const METRICS = {
   // frontend
-  armature_frontend_requests_total: { type: 'counter', help: 'HTTP inference requests finished, by endpoint and status code.', labels: ['model', 'endpoint', 'status'] },
-  armature_frontend_inflight_requests: { type: 'gauge', help: 'Inference requests being served now.', labels: ['model'] },
-  armature_frontend_time_to_first_token_seconds: { type: 'histogram', help: 'Time from request arrival to the first output token.', labels: ['model'], buckets: LATENCY_BUCKETS },
-  armature_frontend_inter_token_latency_seconds: { type: 'histogram', help: 'Time between consecutive output tokens of a request.', labels: ['model'], buckets: FAST_BUCKETS },
-  armature_frontend_request_duration_seconds: { type: 'histogram', help: 'Time from request arrival to the last byte of the response.', labels: ['model'], buckets: LATENCY_BUCKETS },
-  armature_frontend_input_tokens_total: { type: 'counter', help: 'Prompt tokens of served requests.', labels: ['model'] },
+  armature_frontend_requests_total: {
+    type: 'counter',
+    help: 'HTTP inference requests finished, by endpoint and status code.',
+    labels: ['model', 'endpoint', 'status'],
+  },
+  armature_frontend_inflight_requests: {
+    type: 'gauge',
+    help: 'Inference requests being served now.',
+    labels: ['model'],
+  },
+  armature_frontend_time_to_first_token_seconds: {
+    type: 'histogram',
+    help: 'Time from request arrival to the first output token.',
+    labels: ['model'],
+    buckets: LATENCY_BUCKETS,
+  },
+  armature_frontend_inter_token_latency_seconds: {
+    type: 'histogram',
+    help: 'Time between consecutive output tokens of a request.',
+    labels: ['model'],
+    buckets: FAST_BUCKETS,
+  },
+  armature_frontend_request_duration_seconds: {
+    type: 'histogram',
+    help: 'Time from request arrival to the last byte of the response.',
+    labels: ['model'],
+    buckets: LATENCY_BUCKETS,
+  },
+  armature_frontend_input_tokens_total: {
+    type: 'counter',
+    help: 'Prompt tokens of served requests.',
+    labels: ['model'],
+  },
   armature_frontend_output_tokens_total: { type: 'counter', help: 'Completion tokens returned.', labels: ['model'] },
-  armature_frontend_cached_tokens_total: { type: 'counter', help: 'Prompt tokens the worker found in its prefix cache.', labels: ['model'] },
-  armature_frontend_input_sequence_tokens: { type: 'histogram', help: 'Prompt length per request.', labels: ['model'], buckets: TOKEN_BUCKETS },
-  armature_frontend_output_sequence_tokens: { type: 'histogram', help: 'Completion length per request.', labels: ['model'], buckets: TOKEN_BUCKETS },
-  armature_frontend_disconnects_total: { type: 'counter', help: 'Requests cancelled because the client went away.', labels: ['model'] },
+  armature_frontend_cached_tokens_total: {
+    type: 'counter',
+    help: 'Prompt tokens the worker found in its prefix cache.',
+    labels: ['model'],
+  },
+  armature_frontend_input_sequence_tokens: {
+    type: 'histogram',
+    help: 'Prompt length per request.',
+    labels: ['model'],
+    buckets: TOKEN_BUCKETS,
+  },
+  armature_frontend_output_sequence_tokens: {
+    type: 'histogram',
+    help: 'Completion length per request.',
+    labels: ['model'],
+    buckets: TOKEN_BUCKETS,
+  },
+  armature_frontend_disconnects_total: {
+    type: 'counter',
+    help: 'Requests cancelled because the client went away.',
+    labels: ['model'],
+  },
   // router
-  armature_router_decisions_total: { type: 'counter', help: 'Routing decisions, by policy and chosen worker.', labels: ['model', 'policy', 'worker'] },
-  armature_router_overhead_seconds: { type: 'histogram', help: 'Router time per decision, by stage.', labels: ['stage'], buckets: FAST_BUCKETS },
+  armature_router_decisions_total: {
+    type: 'counter',
+    help: 'Routing decisions, by policy and chosen worker.',
+    labels: ['model', 'policy', 'worker'],
+  },
+  armature_router_overhead_seconds: {
+    type: 'histogram',
+    help: 'Router time per decision, by stage.',
+    labels: ['stage'],
+    buckets: FAST_BUCKETS,
+  },
   armature_router_workers: { type: 'gauge', help: 'Workers the router can choose from.', labels: ['model'] },
-  armature_router_active_requests: { type: 'gauge', help: 'Requests routed and not yet freed, per worker.', labels: ['worker'] },
-  armature_router_no_worker_total: { type: 'counter', help: 'Route calls that found no worker for the model.', labels: ['model'] },
+  armature_router_active_requests: {
+    type: 'gauge',
+    help: 'Requests routed and not yet freed, per worker.',
+    labels: ['worker'],
+  },
+  armature_router_no_worker_total: {
+    type: 'counter',
+    help: 'Route calls that found no worker for the model.',
+    labels: ['model'],
+  },
   // workers
-  armature_worker_requests_total: { type: 'counter', help: 'Requests a worker finished, by finish reason.', labels: ['model', 'finish_reason'] },
+  armature_worker_requests_total: {
+    type: 'counter',
+    help: 'Requests a worker finished, by finish reason.',
+    labels: ['model', 'finish_reason'],
+  },
   armature_worker_running_requests: { type: 'gauge', help: 'Sequences in the running batch.', labels: ['model'] },
   armature_worker_waiting_requests: { type: 'gauge', help: 'Requests waiting for admission.', labels: ['model'] },
-  armature_worker_kv_usage_ratio: { type: 'gauge', help: 'Used KV blocks / total KV blocks on device.', labels: ['model'] },
-  armature_worker_active_decode_blocks: { type: 'gauge', help: 'KV blocks held by running sequences.', labels: ['model'] },
-  armature_worker_active_prefill_tokens: { type: 'gauge', help: 'Prompt tokens admitted but not yet prefilled.', labels: ['model'] },
-  armature_worker_generated_tokens_total: { type: 'counter', help: 'Tokens generated by the engine.', labels: ['model'] },
+  armature_worker_kv_usage_ratio: {
+    type: 'gauge',
+    help: 'Used KV blocks / total KV blocks on device.',
+    labels: ['model'],
+  },
+  armature_worker_active_decode_blocks: {
+    type: 'gauge',
+    help: 'KV blocks held by running sequences.',
+    labels: ['model'],
+  },
+  armature_worker_active_prefill_tokens: {
+    type: 'gauge',
+    help: 'Prompt tokens admitted but not yet prefilled.',
+    labels: ['model'],
+  },
+  armature_worker_generated_tokens_total: {
+    type: 'counter',
+    help: 'Tokens generated by the engine.',
+    labels: ['model'],
+  },
   armature_worker_kv_events_total: { type: 'counter', help: 'KV events published, by type.', labels: ['type'] },
 } as const satisfies Record<string, MetricSpec>;
 

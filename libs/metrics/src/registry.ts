@@ -6,11 +6,12 @@ import { createServer, type Server } from 'node:http';
 
 type LabelsOf<N extends MetricName> = (typeof METRICS)[N]['labels'][number];
 type TypeOf<N extends MetricName> = (typeof METRICS)[N]['type'];
-type MetricOf<N extends MetricName> = TypeOf<N> extends 'counter'
-  ? Counter<LabelsOf<N>>
-  : TypeOf<N> extends 'gauge'
-    ? Gauge<LabelsOf<N>>
-    : Histogram<LabelsOf<N>>;
+type MetricOf<N extends MetricName> =
+  TypeOf<N> extends 'counter'
+    ? Counter<LabelsOf<N>>
+    : TypeOf<N> extends 'gauge'
+      ? Gauge<LabelsOf<N>>
+      : Histogram<LabelsOf<N>>;
 
 export type Labels<N extends MetricName> = LabelValues<LabelsOf<N>>;
 
@@ -46,7 +47,11 @@ export class MetricsRegistry {
 }
 
 /** Serves GET /metrics on host:port (0 picks one); resolves with the bound port. */
-export function serveMetrics(metrics: MetricsRegistry, host: string, port: number): Promise<{ server: Server; port: number }> {
+export function serveMetrics(
+  metrics: MetricsRegistry,
+  host: string,
+  port: number,
+): Promise<{ server: Server; port: number }> {
   const server = createServer((req, res) => {
     if (req.method === 'GET' && req.url?.split('?')[0] === '/metrics') {
       metrics

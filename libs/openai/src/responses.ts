@@ -30,12 +30,18 @@ export function chatCompletion(who: ResponseIdentity, text: string, finish: Open
     object: 'chat.completion' as const,
     created: who.created,
     model: who.model,
-    choices: [{ index: 0, message: { role: 'assistant' as const, content: text }, logprobs: null, finish_reason: finish }],
+    choices: [
+      { index: 0, message: { role: 'assistant' as const, content: text }, logprobs: null, finish_reason: finish },
+    ],
     usage: u,
   };
 }
 
-export function chatChunk(who: ResponseIdentity, delta: { role?: 'assistant'; content?: string }, finish: OpenAiFinishReason) {
+export function chatChunk(
+  who: ResponseIdentity,
+  delta: { role?: 'assistant'; content?: string },
+  finish: OpenAiFinishReason,
+) {
   return {
     id: who.id,
     object: 'chat.completion.chunk' as const,

@@ -75,11 +75,15 @@ function messageContent(content: unknown, i: number): string {
 
 function parseMessages(body: Json): ChatMessageIn[] {
   const raw = body.messages;
-  if (raw === undefined) throw new ArmatureError('invalid_argument', 'missing_required_parameter', "'messages' is required", { param: 'messages' });
+  if (raw === undefined)
+    throw new ArmatureError('invalid_argument', 'missing_required_parameter', "'messages' is required", {
+      param: 'messages',
+    });
   if (!Array.isArray(raw)) throw bad('messages', "'messages' must be an array");
   if (raw.length === 0) throw bad('messages', "'messages' must contain at least one message");
   const messages = raw.map((m: unknown, i): ChatMessageIn => {
-    if (!m || typeof m !== 'object' || Array.isArray(m)) throw bad(`messages[${i}]`, `'messages[${i}]' must be an object`);
+    if (!m || typeof m !== 'object' || Array.isArray(m))
+      throw bad(`messages[${i}]`, `'messages[${i}]' must be an object`);
     const role = (m as Json).role;
     if (typeof role !== 'string' || !ROLES.has(role)) {
       throw bad(`messages[${i}].role`, `'messages[${i}].role' must be one of ${[...ROLES].join(', ')}`);
@@ -92,13 +96,20 @@ function parseMessages(body: Json): ChatMessageIn[] {
 
 function parsePrompt(body: Json): string | number[] {
   let p = body.prompt;
-  if (p === undefined) throw new ArmatureError('invalid_argument', 'missing_required_parameter', "'prompt' is required", { param: 'prompt' });
+  if (p === undefined)
+    throw new ArmatureError('invalid_argument', 'missing_required_parameter', "'prompt' is required", {
+      param: 'prompt',
+    });
   if (Array.isArray(p) && p.length === 1 && (typeof p[0] === 'string' || Array.isArray(p[0]))) p = p[0];
   if (typeof p === 'string') {
     if (p.length === 0) throw bad('prompt', "'prompt' must not be empty");
     return p;
   }
-  if (Array.isArray(p) && p.length > 0 && p.every((t) => Number.isInteger(t) && (t as number) >= 0 && (t as number) < 2 ** 32)) {
+  if (
+    Array.isArray(p) &&
+    p.length > 0 &&
+    p.every((t) => Number.isInteger(t) && (t as number) >= 0 && (t as number) < 2 ** 32)
+  ) {
     return p as number[];
   }
   if (Array.isArray(p) && p.length === 0) throw bad('prompt', "'prompt' must not be empty");
@@ -122,14 +133,23 @@ export function validateRequest(kind: 'chat' | 'completion', body: unknown): Nor
   }
   const b = body as Json;
   if (typeof b.model !== 'string' || b.model.length === 0) {
-    throw new ArmatureError('invalid_argument', 'missing_required_parameter', "'model' is required and must be a string", { param: 'model' });
+    throw new ArmatureError(
+      'invalid_argument',
+      'missing_required_parameter',
+      "'model' is required and must be a string",
+      { param: 'model' },
+    );
   }
   const n = optionalInt(b, 'n', 1);
   if (n !== undefined && n !== 1) throw bad('n', "only 'n' = 1 is supported");
   const maxCompletion = optionalInt(b, 'max_completion_tokens', 1);
   const maxTokens = optionalInt(b, 'max_tokens', 1);
   const streamOptions = b.stream_options;
-  if (streamOptions !== undefined && streamOptions !== null && (typeof streamOptions !== 'object' || Array.isArray(streamOptions))) {
+  if (
+    streamOptions !== undefined &&
+    streamOptions !== null &&
+    (typeof streamOptions !== 'object' || Array.isArray(streamOptions))
+  ) {
     throw bad('stream_options', "'stream_options' must be an object");
   }
   const stream = optionalBool(b, 'stream');

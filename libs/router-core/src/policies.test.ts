@@ -3,12 +3,28 @@ import type { ModelCard } from '@armature/runtime';
 import { ActiveLoadTracker, createPolicy, type WorkerView } from './index.js';
 
 const card: ModelCard = {
-  model: 'm', blockSize: 16, totalKvBlocks: 1000, maxNumSeqs: 8, maxNumBatchedTokens: 512,
-  contextLength: 4096, tokenizer: 't', chatTemplate: 'chatml', eosTokenIds: [0], engine: 'mocker',
+  model: 'm',
+  blockSize: 16,
+  totalKvBlocks: 1000,
+  maxNumSeqs: 8,
+  maxNumBatchedTokens: 512,
+  contextLength: 4096,
+  tokenizer: 't',
+  chatTemplate: 'chatml',
+  eosTokenIds: [0],
+  engine: 'mocker',
 };
 const worker = (id: string, decodeBlocks = 0, waiting = 0, trackedPrefill = 0): WorkerView => ({
-  instanceId: id, grpcAddress: '127.0.0.1:1', card,
-  published: { activeDecodeBlocks: decodeBlocks, activePrefillTokens: 0, waitingRequests: waiting, runningRequests: 0, kvUsage: 0 },
+  instanceId: id,
+  grpcAddress: '127.0.0.1:1',
+  card,
+  published: {
+    activeDecodeBlocks: decodeBlocks,
+    activePrefillTokens: 0,
+    waitingRequests: waiting,
+    runningRequests: 0,
+    kvUsage: 0,
+  },
   tracked: { requests: 0, prefillTokens: trackedPrefill, decodeBlocks: 0 },
 });
 const input = { requestId: 'r', model: 'm', tokenIds: [1, 2, 3] };

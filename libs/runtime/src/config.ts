@@ -67,7 +67,11 @@ export function envEnum<T extends string>(name: EnvName, values: readonly T[], f
 }
 
 /** A JSON object variable, or the default. */
-export function envJson(name: EnvName, fallback: Record<string, unknown>, env: Env = process.env): Record<string, unknown> {
+export function envJson(
+  name: EnvName,
+  fallback: Record<string, unknown>,
+  env: Env = process.env,
+): Record<string, unknown> {
   const raw = read(env, name);
   if (raw === undefined) return fallback;
   let parsed: unknown;

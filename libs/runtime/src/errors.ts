@@ -133,7 +133,9 @@ const CLASS_OF_GRPC: Partial<Record<GrpcStatus, ErrorClass>> = {
 /** Reads an error a peer rendered with toGrpcError (or a transport failure) back. */
 export function fromGrpcError(err: ServiceError): ArmatureError {
   const cls = (err.metadata?.get(CLASS_KEY)[0] as ErrorClass | undefined) ?? CLASS_OF_GRPC[err.code] ?? 'internal';
-  const reason = (err.metadata?.get(REASON_KEY)[0] as string | undefined) ?? `grpc_${GrpcStatus[err.code]?.toLowerCase() ?? err.code}`;
+  const reason =
+    (err.metadata?.get(REASON_KEY)[0] as string | undefined) ??
+    `grpc_${GrpcStatus[err.code]?.toLowerCase() ?? err.code}`;
   const param = err.metadata?.get(PARAM_KEY)[0] as string | undefined;
   return new ArmatureError(cls, reason, err.details || err.message, { param, detail: err.message, cause: err });
 }

@@ -24,7 +24,9 @@ export function createLogger(component: string): Logger {
   const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[level] < ORDER[threshold]) return;
     const extra = fields && Object.keys(fields).length > 0 ? ' ' + safeJson(fields) : '';
-    process.stderr.write(`${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${component}] ${msg}${extra}\n`);
+    process.stderr.write(
+      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${component}] ${msg}${extra}\n`,
+    );
   };
   return {
     debug: (m, f) => write('debug', m, f),

@@ -31,10 +31,18 @@ const TEMPLATES: Record<string, (messages: readonly ChatMessage[]) => Segment[]>
 export const CHAT_TEMPLATES = Object.keys(TEMPLATES);
 
 /** Renders messages with a template and tokenizes the result (generation prompt added). */
-export function applyChatTemplate(templateId: string, messages: readonly ChatMessage[], tokenizer: Tokenizer): number[] {
+export function applyChatTemplate(
+  templateId: string,
+  messages: readonly ChatMessage[],
+  tokenizer: Tokenizer,
+): number[] {
   const template = TEMPLATES[templateId];
   if (!template) {
-    throw new ArmatureError('failed_precondition', 'unknown_chat_template', `unknown chat template ${JSON.stringify(templateId)}`);
+    throw new ArmatureError(
+      'failed_precondition',
+      'unknown_chat_template',
+      `unknown chat template ${JSON.stringify(templateId)}`,
+    );
   }
   const ids: number[] = [];
   for (const seg of template(messages)) {

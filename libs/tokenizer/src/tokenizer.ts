@@ -14,7 +14,10 @@ export interface Tokenizer {
 }
 
 interface GptEncodingModule {
-  encode(text: string, options?: { allowedSpecial?: Set<string> | 'all'; disallowedSpecial?: Set<string> | 'all' }): number[];
+  encode(
+    text: string,
+    options?: { allowedSpecial?: Set<string> | 'all'; disallowedSpecial?: Set<string> | 'all' },
+  ): number[];
   vocabularySize: number;
   default: { bytePairEncodingCoreProcessor: { tryDecodeToken(id: number): Uint8Array | string | undefined } };
 }
@@ -61,7 +64,9 @@ const REPLACEMENT_BYTES = utf8.encode('\uFFFD');
  * our own: gpt-tokenizer's decode shares one streaming TextDecoder across calls, so an
  * incomplete character at the end of one call leaks into the next.
  */
-function byteLevelDecoder(tokenBytes: (id: number) => Uint8Array | string | undefined): (ids: readonly number[]) => string {
+function byteLevelDecoder(
+  tokenBytes: (id: number) => Uint8Array | string | undefined,
+): (ids: readonly number[]) => string {
   const bytesCache = new Map<number, Uint8Array>();
   const bytesOf = (id: number): Uint8Array => {
     let bytes = bytesCache.get(id);

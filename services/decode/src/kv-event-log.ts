@@ -42,6 +42,11 @@ export class KvEventLog {
     }
     const events: KvEvent[] = [{ type: 'AllBlocksCleared' }, ...snapshot()];
     const payload = encodeKvEventBatch({ ts: Date.now() / 1000, events, dpRank });
-    return { batches: [payload], firstSeq: this.lastSeq < 0n ? 0n : this.lastSeq, lastSeq: this.lastSeq, fullDump: true };
+    return {
+      batches: [payload],
+      firstSeq: this.lastSeq < 0n ? 0n : this.lastSeq,
+      lastSeq: this.lastSeq,
+      fullDump: true,
+    };
   }
 }

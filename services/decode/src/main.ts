@@ -53,7 +53,10 @@ async function main(): Promise<void> {
     metrics.get('armature_worker_active_prefill_tokens').set({ model }, load.activePrefillTokens);
   });
   // Idle workers still report load now and then, so a new router learns it quickly.
-  const heartbeat = setInterval(() => publisher.publish(LOAD_TOPIC, encodeBody({ instanceId, ...engine.load() })), 1_000);
+  const heartbeat = setInterval(
+    () => publisher.publish(LOAD_TOPIC, encodeBody({ instanceId, ...engine.load() })),
+    1_000,
+  );
   heartbeat.unref();
 
   const service = new WorkerService({ instanceId, engine, kvLog, metrics });
@@ -74,7 +77,13 @@ async function main(): Promise<void> {
     },
     { leaseMs: leaseMsFromEnv() },
   );
-  log.info('worker ready', { instanceId, model, grpc: `${host}:${port}`, events: publisher.address, engine: card.engine });
+  log.info('worker ready', {
+    instanceId,
+    model,
+    grpc: `${host}:${port}`,
+    events: publisher.address,
+    engine: card.engine,
+  });
 
   installSignalHandlers(
     createShutdown({

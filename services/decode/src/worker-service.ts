@@ -47,11 +47,17 @@ export class WorkerService {
   private toEngineRequest(req: GenerateRequest): EngineRequest {
     const card = this.options.engine.card;
     if (req.model !== card.model) {
-      throw new ArmatureError('not_found', 'model_not_found', `this worker serves ${JSON.stringify(card.model)}, not ${JSON.stringify(req.model)}`);
+      throw new ArmatureError(
+        'not_found',
+        'model_not_found',
+        `this worker serves ${JSON.stringify(card.model)}, not ${JSON.stringify(req.model)}`,
+      );
     }
-    if (req.tokenIds.length === 0) throw new ArmatureError('invalid_argument', 'empty_prompt', 'the prompt has no tokens');
+    if (req.tokenIds.length === 0)
+      throw new ArmatureError('invalid_argument', 'empty_prompt', 'the prompt has no tokens');
     const maxTokens = req.stop?.maxTokens ?? 0;
-    if (maxTokens < 1) throw new ArmatureError('invalid_argument', 'invalid_max_tokens', 'max_tokens must be at least 1');
+    if (maxTokens < 1)
+      throw new ArmatureError('invalid_argument', 'invalid_max_tokens', 'max_tokens must be at least 1');
     return {
       requestId: req.requestId,
       tokenIds: req.tokenIds,
@@ -96,7 +102,8 @@ export class WorkerService {
     } catch (err) {
       const e = asArmatureError(err);
       finish = 'error';
-      if (e.cls === 'internal') log.error('generate failed', { requestId: call.request.requestId, err: e.detail ?? e.message });
+      if (e.cls === 'internal')
+        log.error('generate failed', { requestId: call.request.requestId, err: e.detail ?? e.message });
       if (!abort.signal.aborted) call.emit('error', toGrpcError(e));
     } finally {
       if (abort.signal.aborted) finish = 'cancelled';

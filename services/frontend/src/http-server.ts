@@ -144,9 +144,10 @@ export class FrontendHttp {
         metrics.get('armature_frontend_inflight_requests').dec({ model: modelLabel });
       }
     } catch (err) {
-      const e = ctx.cancelled && !(ctx.signal.reason instanceof ArmatureError && ctx.signal.reason.cls === 'deadline_exceeded')
-        ? new ArmatureError('cancelled', 'client_disconnected', 'client disconnected')
-        : asArmatureError(err);
+      const e =
+        ctx.cancelled && !(ctx.signal.reason instanceof ArmatureError && ctx.signal.reason.cls === 'deadline_exceeded')
+          ? new ArmatureError('cancelled', 'client_disconnected', 'client disconnected')
+          : asArmatureError(err);
       status = httpStatusOf(e.cls);
       if (e.cls === 'internal') log.error('request failed', { reason: e.reason, detail: e.detail });
       if (!res.headersSent) sendError(res, e);
@@ -160,7 +161,10 @@ export class FrontendHttp {
       ctx.dispose();
       end();
       metrics.get('armature_frontend_requests_total').inc({ model: modelLabel, endpoint, status: String(status) });
-      if (status === 200) metrics.get('armature_frontend_request_duration_seconds').observe({ model: modelLabel }, (performance.now() - started) / 1000);
+      if (status === 200)
+        metrics
+          .get('armature_frontend_request_duration_seconds')
+          .observe({ model: modelLabel }, (performance.now() - started) / 1000);
     }
   }
 
@@ -171,10 +175,12 @@ export class FrontendHttp {
     for await (const ev of run(this.options.upstream, p, ctx, pinned)) {
       if (ev.type === 'text' && ev.tokens > 0) {
         const now = performance.now();
-        if (last === undefined) metrics.get('armature_frontend_time_to_first_token_seconds').observe({ model }, (now - started) / 1000);
+        if (last === undefined)
+          metrics.get('armature_frontend_time_to_first_token_seconds').observe({ model }, (now - started) / 1000);
         else {
           const gap = (now - last) / 1000 / ev.tokens;
-          for (let i = 0; i < ev.tokens; i++) metrics.get('armature_frontend_inter_token_latency_seconds').observe({ model }, gap);
+          for (let i = 0; i < ev.tokens; i++)
+            metrics.get('armature_frontend_inter_token_latency_seconds').observe({ model }, gap);
         }
         last = now;
       }
@@ -191,7 +197,13 @@ export class FrontendHttp {
     }
   }
 
-  private async unary(p: PreparedRequest, ctx: RequestContext, res: ServerResponse, started: number, pinned?: string): Promise<void> {
+  private async unary(
+    p: PreparedRequest,
+    ctx: RequestContext,
+    res: ServerResponse,
+    started: number,
+    pinned?: string,
+  ): Promise<void> {
     const who = identity(p);
     let text = p.request.echo && typeof p.request.prompt === 'string' ? p.request.prompt : '';
     let worker = '';
@@ -209,11 +221,18 @@ export class FrontendHttp {
       }
     }
     const u = usage(p.promptIds.length, completionTokens, cached);
-    const body = p.request.kind === 'chat' ? chatCompletion(who, text, finish, u) : textCompletion(who, text, finish, u);
+    const body =
+      p.request.kind === 'chat' ? chatCompletion(who, text, finish, u) : textCompletion(who, text, finish, u);
     sendJson(res, 200, body, { [DECODE_WORKER_HEADER]: worker });
   }
 
-  private async stream(p: PreparedRequest, ctx: RequestContext, res: ServerResponse, started: number, pinned?: string): Promise<void> {
+  private async stream(
+    p: PreparedRequest,
+    ctx: RequestContext,
+    res: ServerResponse,
+    started: number,
+    pinned?: string,
+  ): Promise<void> {
     const who = identity(p);
     const chat = p.request.kind === 'chat';
     const send = (obj: unknown): void => {
@@ -232,13 +251,20 @@ export class FrontendHttp {
           [DECODE_WORKER_HEADER]: ev.worker,
         });
         if (chat) send(chatChunk(who, { role: 'assistant', content: '' }, null));
-        else if (p.request.echo && typeof p.request.prompt === 'string') send(textCompletion(who, p.request.prompt, null));
+        else if (p.request.echo && typeof p.request.prompt === 'string')
+          send(textCompletion(who, p.request.prompt, null));
       } else if (ev.type === 'text') {
         if (ev.text) send(chat ? chatChunk(who, { content: ev.text }, null) : textCompletion(who, ev.text, null));
       } else {
         send(chat ? chatChunk(who, {}, ev.finishReason) : textCompletion(who, '', ev.finishReason));
         if (p.request.includeUsage) {
-          send(usageChunk(who, chat ? 'chat.completion.chunk' : 'text_completion', usage(p.promptIds.length, ev.completionTokens, cached)));
+          send(
+            usageChunk(
+              who,
+              chat ? 'chat.completion.chunk' : 'text_completion',
+              usage(p.promptIds.length, ev.completionTokens, cached),
+            ),
+          );
         }
       }
     }
@@ -289,10 +315,15 @@ async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknow
     chunks.push(chunk as Buffer);
   }
   const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') throw new ArmatureError('invalid_argument', 'invalid_json', 'the request body is empty; expected JSON');
+  if (text.trim() === '')
+    throw new ArmatureError('invalid_argument', 'invalid_json', 'the request body is empty; expected JSON');
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new ArmatureError('invalid_argument', 'invalid_json', `the request body is not valid JSON: ${(err as Error).message}`);
+    throw new ArmatureError(
+      'invalid_argument',
+      'invalid_json',
+      `the request body is not valid JSON: ${(err as Error).message}`,
+    );
   }
 }

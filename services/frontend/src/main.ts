@@ -30,7 +30,12 @@ async function main(): Promise<void> {
   });
   const port = await http.listen(envInt('ARMATURE_HTTP_PORT', 8000, { min: 0, max: 65535 }), host);
   const registration = await discovery.register(
-    { instanceId, role: 'frontend', metricsAddress: `${host}:${port}`, labels: { url: `http://${host}:${port}`, pid: String(process.pid) } },
+    {
+      instanceId,
+      role: 'frontend',
+      metricsAddress: `${host}:${port}`,
+      labels: { url: `http://${host}:${port}`, pid: String(process.pid) },
+    },
     { leaseMs: leaseMsFromEnv() },
   );
   log.info(`frontend listening on http://${host}:${port}`, { instanceId });

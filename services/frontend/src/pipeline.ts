@@ -38,7 +38,9 @@ export type PipelineEvent =
 export async function prepare(upstream: Upstream, request: NormalizedRequest): Promise<PreparedRequest> {
   const model = upstream.model(request.model);
   if (!model) {
-    throw new ArmatureError('not_found', 'model_not_found', `The model '${request.model}' does not exist`, { param: 'model' });
+    throw new ArmatureError('not_found', 'model_not_found', `The model '${request.model}' does not exist`, {
+      param: 'model',
+    });
   }
   const tokenizer = await loadTokenizer(model.card.tokenizer);
   let promptIds: number[];
@@ -50,10 +52,16 @@ export async function prepare(upstream: Upstream, request: NormalizedRequest): P
     promptIds = request.prompt!;
     const badId = promptIds.find((id) => id >= tokenizer.vocabSize);
     if (badId !== undefined) {
-      throw new ArmatureError('invalid_argument', 'invalid_token_id', `token id ${badId} is outside the vocabulary (${tokenizer.vocabSize})`, { param: 'prompt' });
+      throw new ArmatureError(
+        'invalid_argument',
+        'invalid_token_id',
+        `token id ${badId} is outside the vocabulary (${tokenizer.vocabSize})`,
+        { param: 'prompt' },
+      );
     }
   }
-  if (promptIds.length === 0) throw new ArmatureError('invalid_argument', 'empty_prompt', 'the prompt is empty', { param: 'prompt' });
+  if (promptIds.length === 0)
+    throw new ArmatureError('invalid_argument', 'empty_prompt', 'the prompt is empty', { param: 'prompt' });
   const context = model.card.contextLength;
   if (promptIds.length >= context) {
     throw new ArmatureError(
@@ -98,7 +106,13 @@ export async function* run(
     for (let attempt = 0; ; attempt++) {
       ctx.throwIfCancelled();
       const route: RouteResponse = await upstream.route(
-        { requestId: p.requestId, model: p.request.model, tokenIds: p.promptIds, pinnedWorkerId, excludedWorkerIds: excluded },
+        {
+          requestId: p.requestId,
+          model: p.request.model,
+          tokenIds: p.promptIds,
+          pinnedWorkerId,
+          excludedWorkerIds: excluded,
+        },
         ctx.signal,
       );
       const target = route.decode!;
@@ -119,7 +133,12 @@ export async function* run(
           continue;
         }
         if (e.cls === 'unavailable' || e.reason === 'grpc_internal') {
-          throw new ArmatureError('unavailable', 'worker_unavailable', `the worker serving this request (${target.instanceId}) is unavailable`, { detail: e.detail, cause: e });
+          throw new ArmatureError(
+            'unavailable',
+            'worker_unavailable',
+            `the worker serving this request (${target.instanceId}) is unavailable`,
+            { detail: e.detail, cause: e },
+          );
         }
         throw e;
       }
@@ -172,7 +191,8 @@ async function* streamFromWorker(
         throw new ArmatureError('internal', 'worker_error', 'the worker failed while generating');
       }
     }
-    if (finish === undefined) throw new ArmatureError('unavailable', 'stream_ended', 'the worker ended the stream without finishing');
+    if (finish === undefined)
+      throw new ArmatureError('unavailable', 'stream_ended', 'the worker ended the stream without finishing');
     if (!stoppedByString) {
       const tail = stops.push(detok.flush());
       const rest = tail.stopped ? tail.emit : tail.emit + stops.flush();

@@ -109,7 +109,7 @@ export class Upstream {
     let lastErr: ArmatureError | undefined;
     for (const client of this.pickRouters()) {
       try {
-        const res = await unaryCall<RouteRequest, RouteResponse>((cb) => client.route(req, cb), signal);
+        const res = await unaryCall<RouteResponse>((cb) => client.route(req, cb), signal);
         this.routedBy.set(req.requestId, client);
         return res;
       } catch (err) {
@@ -117,7 +117,10 @@ export class Upstream {
         if (lastErr.reason !== 'grpc_unavailable') throw lastErr; // a router's own answer: do not retry
       }
     }
-    throw new ArmatureError('unavailable', 'no_router', 'no router answered', { detail: lastErr?.detail, cause: lastErr });
+    throw new ArmatureError('unavailable', 'no_router', 'no router answered', {
+      detail: lastErr?.detail,
+      cause: lastErr,
+    });
   }
 
   /** Best-effort notifications: a failure is logged, never surfaced to the client. */
@@ -142,7 +145,7 @@ export class Upstream {
   }
 }
 
-function unaryCall<Req, Res>(
+function unaryCall<Res>(
   start: (cb: (err: Error | null, res: Res) => void) => { cancel(): void },
   signal: AbortSignal,
 ): Promise<Res> {

@@ -40,10 +40,21 @@ async function main(): Promise<void> {
   const port = await bindGrpcServer(server, host, envInt('ARMATURE_GRPC_PORT', 0, { min: 0, max: 65535 }));
   const metricsServer = await serveMetrics(metrics, host, envInt('ARMATURE_METRICS_PORT', 0, { min: 0, max: 65535 }));
   const registration = await discovery.register(
-    { instanceId, role: 'router', grpcAddress: `${host}:${port}`, metricsAddress: `${host}:${metricsServer.port}`, labels: { pid: String(process.pid) } },
+    {
+      instanceId,
+      role: 'router',
+      grpcAddress: `${host}:${port}`,
+      metricsAddress: `${host}:${metricsServer.port}`,
+      labels: { pid: String(process.pid) },
+    },
     { leaseMs: leaseMsFromEnv() },
   );
-  log.info('router ready', { instanceId, grpc: `${host}:${port}`, metrics: `${host}:${metricsServer.port}`, policy: policyId });
+  log.info('router ready', {
+    instanceId,
+    grpc: `${host}:${port}`,
+    metrics: `${host}:${metricsServer.port}`,
+    policy: policyId,
+  });
 
   installSignalHandlers(
     createShutdown({

@@ -48,11 +48,19 @@ export class Router {
     if (req.pinnedWorkerId) {
       candidates = all.filter((w) => w.record.instanceId === req.pinnedWorkerId);
       if (candidates.length === 0) {
-        throw new ArmatureError('unavailable', 'pinned_worker_unavailable', `worker ${JSON.stringify(req.pinnedWorkerId)} is not serving model ${JSON.stringify(req.model)}`);
+        throw new ArmatureError(
+          'unavailable',
+          'pinned_worker_unavailable',
+          `worker ${JSON.stringify(req.pinnedWorkerId)} is not serving model ${JSON.stringify(req.model)}`,
+        );
       }
     }
     if (candidates.length === 0) {
-      throw new ArmatureError('unavailable', 'no_worker', `no healthy worker left for model ${JSON.stringify(req.model)}`);
+      throw new ArmatureError(
+        'unavailable',
+        'no_worker',
+        `no healthy worker left for model ${JSON.stringify(req.model)}`,
+      );
     }
     const views: WorkerView[] = candidates.map((w) => ({
       instanceId: w.record.instanceId,
@@ -67,9 +75,15 @@ export class Router {
     const promptBlocks = Math.ceil(req.tokenIds.length / blockSize);
     const newPrefillTokens = Math.max(0, req.tokenIds.length - decision.overlapBlocks * blockSize);
     this.active.add(req.requestId, worker.instanceId, newPrefillTokens, promptBlocks);
-    this.metrics.get('armature_router_decisions_total').inc({ model: req.model, policy: this.policy.id, worker: worker.instanceId });
-    this.metrics.get('armature_router_active_requests').set({ worker: worker.instanceId }, this.active.of(worker.instanceId).requests);
-    this.metrics.get('armature_router_overhead_seconds').observe({ stage: 'total' }, Number(process.hrtime.bigint() - started) / 1e9);
+    this.metrics
+      .get('armature_router_decisions_total')
+      .inc({ model: req.model, policy: this.policy.id, worker: worker.instanceId });
+    this.metrics
+      .get('armature_router_active_requests')
+      .set({ worker: worker.instanceId }, this.active.of(worker.instanceId).requests);
+    this.metrics
+      .get('armature_router_overhead_seconds')
+      .observe({ stage: 'total' }, Number(process.hrtime.bigint() - started) / 1e9);
     return {
       decode: { instanceId: worker.instanceId, grpcAddress: worker.grpcAddress, dpRank: 0 },
       overlapBlocks: decision.overlapBlocks,

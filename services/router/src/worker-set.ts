@@ -44,7 +44,12 @@ export class WorkerSet {
       }
       const existing = this.workers.get(e.record.instanceId);
       this.workers.set(e.record.instanceId, { record: e.record, published: existing?.published });
-      if (!existing) log.info('worker joined', { worker: e.record.instanceId, model: e.record.model, address: e.record.grpcAddress });
+      if (!existing)
+        log.info('worker joined', {
+          worker: e.record.instanceId,
+          model: e.record.model,
+          address: e.record.grpcAddress,
+        });
     });
     this.subscriber = this.eventPlane.createSubscriber({ topics: [LOAD_TOPIC] });
     this.subscriber.onMessage((msg) => {

@@ -32,7 +32,14 @@ type Raw = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-function field<T>(obj: Raw, key: string, where: string, check: (v: unknown) => v is T, expected: string, fallback?: T): T {
+function field<T>(
+  obj: Raw,
+  key: string,
+  where: string,
+  check: (v: unknown) => v is T,
+  expected: string,
+  fallback?: T,
+): T {
   const v = obj[key];
   if (v === undefined) {
     if (fallback === undefined) throw new GraphError(`${where}.${key} is required (${expected})`);
@@ -56,7 +63,8 @@ export function compileGraph(doc: unknown, defaults: { name: string }): Deployme
   const servicesRaw = field(doc, 'services', 'graph', isObject, 'a mapping of services');
   const known: ServiceKind[] = ['frontend', 'router', 'decode'];
   for (const key of Object.keys(servicesRaw)) {
-    if (!(known as string[]).includes(key)) throw new GraphError(`services.${key}: unknown service (known: ${known.join(', ')})`);
+    if (!(known as string[]).includes(key))
+      throw new GraphError(`services.${key}: unknown service (known: ${known.join(', ')})`);
   }
   let httpPort = 8000;
   const services: ServiceSpec[] = [];
@@ -96,7 +104,10 @@ export async function loadGraph(path: string): Promise<DeploymentGraph> {
   } catch (err) {
     throw new GraphError(`${path}: not valid YAML: ${(err as Error).message}`);
   }
-  const base = path.split('/').pop()!.replace(/\.ya?ml$/, '');
+  const base = path
+    .split('/')
+    .pop()!
+    .replace(/\.ya?ml$/, '');
   try {
     return compileGraph(doc, { name: base });
   } catch (err) {

@@ -43,7 +43,9 @@ async function up(args: string[]): Promise<void> {
   const hasFrontend = graph.services.some((s) => s.kind === 'frontend' && s.replicas > 0);
   if (hasFrontend) {
     if (await waitHealthy(supervisor.url, 60_000)) {
-      process.stdout.write(`\narmature: ${graph.name} is up — OpenAI API at ${supervisor.url}/v1 (model ${graph.model})\n\n`);
+      process.stdout.write(
+        `\narmature: ${graph.name} is up — OpenAI API at ${supervisor.url}/v1 (model ${graph.model})\n\n`,
+      );
     } else if (!stopping) {
       process.stdout.write(`armature: the frontend at ${supervisor.url} is not healthy after 60 s\n`);
     }
@@ -68,6 +70,8 @@ async function main(argv: string[]): Promise<void> {
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`armature: ${err instanceof GraphError ? err.message : ((err as Error).stack ?? String(err))}\n`);
+  process.stderr.write(
+    `armature: ${err instanceof GraphError ? err.message : ((err as Error).stack ?? String(err))}\n`,
+  );
   process.exit(1);
 });

@@ -48,7 +48,14 @@ export class Supervisor {
     for (const svc of graph.services) {
       for (let r = 0; r < svc.replicas; r++) {
         const name = svc.replicas > 1 || svc.kind === 'decode' ? `${svc.kind}-${r}` : svc.kind;
-        this.members.push({ name, kind: svc.kind, env: svc.env, restarts: 0, startedAt: 0, color: COLORS[i++ % COLORS.length]! });
+        this.members.push({
+          name,
+          kind: svc.kind,
+          env: svc.env,
+          restarts: 0,
+          startedAt: 0,
+          color: COLORS[i++ % COLORS.length]!,
+        });
       }
     }
   }

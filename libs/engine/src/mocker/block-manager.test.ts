@@ -1,4 +1,10 @@
-import { computeBlockHashes, computeSequenceHashes, type BlockRemoved, type BlockStored, type KvEvent } from '@armature/kv';
+import {
+  computeBlockHashes,
+  computeSequenceHashes,
+  type BlockRemoved,
+  type BlockStored,
+  type KvEvent,
+} from '@armature/kv';
 import { describe, expect, it } from 'vitest';
 import { BlockManager } from './block-manager.js';
 
@@ -47,7 +53,15 @@ describe('BlockManager', () => {
     bm.commit('a', tokens, hashes, 5); // first block full, second partial
     let events = stored(bm.drainEvents());
     expect(events).toEqual([
-      { type: 'BlockStored', blockHashes: [hashes[0]], parentBlockHash: null, tokenIds: range(100, 4), blockSize: BS, loraName: null, medium: 'device' },
+      {
+        type: 'BlockStored',
+        blockHashes: [hashes[0]],
+        parentBlockHash: null,
+        tokenIds: range(100, 4),
+        blockSize: BS,
+        loraName: null,
+        medium: 'device',
+      },
     ]);
     bm.commit('a', tokens, hashes, 10);
     events = stored(bm.drainEvents());
@@ -121,7 +135,11 @@ describe('BlockManager', () => {
     bm.allocate('b', 12);
     const events = bm.drainEvents();
     expect(events).toHaveLength(1);
-    expect(events[0]).toEqual({ type: 'BlockRemoved', blockHashes: hashesOf(range(1, 12)).reverse(), medium: 'device' });
+    expect(events[0]).toEqual({
+      type: 'BlockRemoved',
+      blockHashes: hashesOf(range(1, 12)).reverse(),
+      medium: 'device',
+    });
   });
 
   it('does not evict a cached prefix it is attaching', () => {

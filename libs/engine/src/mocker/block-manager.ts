@@ -49,8 +49,10 @@ export class BlockManager {
 
   constructor(options: BlockManagerOptions) {
     const { blockSize, totalBlocks } = options;
-    if (!Number.isSafeInteger(blockSize) || blockSize <= 0) throw new RangeError(`blockSize must be a positive integer, got ${blockSize}`);
-    if (!Number.isSafeInteger(totalBlocks) || totalBlocks <= 0) throw new RangeError(`totalBlocks must be a positive integer, got ${totalBlocks}`);
+    if (!Number.isSafeInteger(blockSize) || blockSize <= 0)
+      throw new RangeError(`blockSize must be a positive integer, got ${blockSize}`);
+    if (!Number.isSafeInteger(totalBlocks) || totalBlocks <= 0)
+      throw new RangeError(`totalBlocks must be a positive integer, got ${totalBlocks}`);
     this.blockSize = blockSize;
     this.totalBlocks = totalBlocks;
     this.medium = options.medium ?? 'device';
@@ -115,7 +117,10 @@ export class BlockManager {
   allocate(sequenceId: string, tokenCount: number, cachedPrefix: readonly bigint[] = []): boolean {
     const existing = this.sequences.get(sequenceId);
     if (existing) {
-      if (cachedPrefix.length > 0) throw new Error(`sequence ${sequenceId} already holds blocks; a cached prefix attaches only on the first allocation`);
+      if (cachedPrefix.length > 0)
+        throw new Error(
+          `sequence ${sequenceId} already holds blocks; a cached prefix attaches only on the first allocation`,
+        );
       const needed = this.blocksFor(tokenCount) - existing.blocks.length;
       if (needed <= 0) return true;
       if (needed > this.freeBlocks) return false;
@@ -147,12 +152,19 @@ export class BlockManager {
    * became full is registered under `sequenceHashes[i]` (reported as BlockStored), or, when
    * another sequence registered the same hash first, swapped for that block.
    */
-  commit(sequenceId: string, tokens: ArrayLike<number>, sequenceHashes: readonly bigint[], computedTokens: number): void {
+  commit(
+    sequenceId: string,
+    tokens: ArrayLike<number>,
+    sequenceHashes: readonly bigint[],
+    computedTokens: number,
+  ): void {
     const seq = this.sequences.get(sequenceId);
     if (!seq) throw new Error(`unknown sequence ${sequenceId}`);
     const fullBlocks = Math.floor(computedTokens / this.blockSize);
-    if (fullBlocks > seq.blocks.length) throw new Error(`sequence ${sequenceId} computed ${computedTokens} tokens without blocks for them`);
-    if (fullBlocks > sequenceHashes.length) throw new Error(`sequence ${sequenceId} has ${sequenceHashes.length} hashes for ${fullBlocks} full blocks`);
+    if (fullBlocks > seq.blocks.length)
+      throw new Error(`sequence ${sequenceId} computed ${computedTokens} tokens without blocks for them`);
+    if (fullBlocks > sequenceHashes.length)
+      throw new Error(`sequence ${sequenceId} has ${sequenceHashes.length} hashes for ${fullBlocks} full blocks`);
     if (!this.prefixCaching) {
       seq.committed = Math.max(seq.committed, fullBlocks);
       return;
@@ -221,16 +233,19 @@ export class BlockManager {
         seen.add(id);
         holders[id]!++;
       }
-      if (seq.committed > seq.blocks.length) fail(`sequence ${sid} committed ${seq.committed} of ${seq.blocks.length} blocks`);
+      if (seq.committed > seq.blocks.length)
+        fail(`sequence ${sid} committed ${seq.committed} of ${seq.blocks.length} blocks`);
       if (this.prefixCaching) {
         for (let i = 0; i < seq.committed; i++) {
-          if (this.hashOf[seq.blocks[i]!] === undefined) fail(`sequence ${sid} committed block ${seq.blocks[i]} is unregistered`);
+          if (this.hashOf[seq.blocks[i]!] === undefined)
+            fail(`sequence ${sid} committed block ${seq.blocks[i]} is unregistered`);
         }
       }
     }
     let used = 0;
     for (let id = 0; id < this.totalBlocks; id++) {
-      if (this.refCounts[id] !== holders[id]) fail(`block ${id} refcount ${this.refCounts[id]} but ${holders[id]} holders`);
+      if (this.refCounts[id] !== holders[id])
+        fail(`block ${id} refcount ${this.refCounts[id]} but ${holders[id]} holders`);
       if (this.refCounts[id]! > 0) used++;
     }
     if (used !== this.used) fail(`used count ${this.used}, counted ${used}`);
@@ -252,9 +267,11 @@ export class BlockManager {
       const hash = this.hashOf[id];
       if (hash === undefined) continue;
       registered++;
-      if (this.registry.get(hash) !== id) fail(`block ${id} claims hash ${hash} registered to ${this.registry.get(hash)}`);
+      if (this.registry.get(hash) !== id)
+        fail(`block ${id} claims hash ${hash} registered to ${this.registry.get(hash)}`);
     }
-    if (registered !== this.registry.size) fail(`registry has ${this.registry.size} hashes for ${registered} registered blocks`);
+    if (registered !== this.registry.size)
+      fail(`registry has ${this.registry.size} hashes for ${registered} registered blocks`);
   }
 
   private storedEvent(hash: bigint, parent: bigint | null, tokenIds: number[]): BlockStored {

@@ -6,7 +6,13 @@ import { createMockerEngine, type MockerEngine } from './engine.js';
 import type { MockerOptions } from './options.js';
 
 const range = (start: number, count: number): number[] => Array.from({ length: count }, (_, i) => start + i);
-const IDLE: EngineLoad = { activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 };
+const IDLE: EngineLoad = {
+  activeDecodeBlocks: 0,
+  activePrefillTokens: 0,
+  waitingRequests: 0,
+  runningRequests: 0,
+  kvUsage: 0,
+};
 
 function request(requestId: string, tokenIds: number[], maxTokens: number): EngineRequest {
   return { requestId, tokenIds, sampling: { seed: 1 }, stop: { maxTokens, ignoreEos: true, stopTokenIds: [] } };
@@ -31,7 +37,12 @@ afterEach(async () => {
 
 describe('MockerEngine', () => {
   it('advertises its card', () => {
-    expect(engine({ model: 'demo', blockSize: 32 }).card).toMatchObject({ model: 'demo', blockSize: 32, engine: 'mocker', eosTokenIds: [199999] });
+    expect(engine({ model: 'demo', blockSize: 32 }).card).toMatchObject({
+      model: 'demo',
+      blockSize: 32,
+      engine: 'mocker',
+      eosTokenIds: [199999],
+    });
   });
 
   it('streams tokens and ends with the finish reason', async () => {
@@ -141,7 +152,11 @@ describe('MockerEngine', () => {
 
     const fast = engine({ speedup: 1e6, maxNumSeqs: 256 });
     started = performance.now();
-    await Promise.all(range(0, 100).map((i) => collect(fast.generate(request(`r${i}`, range(i * 100, 64), 64), new AbortController().signal))));
+    await Promise.all(
+      range(0, 100).map((i) =>
+        collect(fast.generate(request(`r${i}`, range(i * 100, 64), 64), new AbortController().signal)),
+      ),
+    );
     // At real speed this would take 64 passes of tens of ms each: seconds.
     expect(performance.now() - started).toBeLessThan(1500);
   });

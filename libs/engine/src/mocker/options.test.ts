@@ -26,7 +26,9 @@ describe('mocker options', () => {
   });
 
   it('makes the model card the worker advertises', () => {
-    const card = mockerCard(compileMockerOptions({ model: 'm', blockSize: 32, totalKvBlocks: 100, eosTokenIds: [7, 8] }));
+    const card = mockerCard(
+      compileMockerOptions({ model: 'm', blockSize: 32, totalKvBlocks: 100, eosTokenIds: [7, 8] }),
+    );
     expect(card).toEqual({
       model: 'm',
       blockSize: 32,
@@ -42,7 +44,10 @@ describe('mocker options', () => {
   });
 
   it('passes speedup into the perf model', () => {
-    const config = compileMockerOptions({ speedup: 100, perfModel: { kind: 'interpolated', prefill: [[0, 100]], decode: [[0, 50]] } });
+    const config = compileMockerOptions({
+      speedup: 100,
+      perfModel: { kind: 'interpolated', prefill: [[0, 100]], decode: [[0, 50]] },
+    });
     expect(config.perfModel.prefillMs(10)).toBe(1);
     expect(config.perfModel.decodeMs(0.5)).toBe(0.5);
     expect(compileMockerOptions({ perfModel: { speedup: 4 } }).speedup).toBe(4);

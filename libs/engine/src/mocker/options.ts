@@ -81,7 +81,8 @@ function bad(param: string, message: string): ArmatureError {
 
 function positiveInt(value: unknown, param: string, fallback: number): number {
   if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0) throw bad(param, `expected a positive integer, got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value <= 0)
+    throw bad(param, `expected a positive integer, got ${JSON.stringify(value)}`);
   return value;
 }
 
@@ -92,25 +93,31 @@ function nonEmptyString(value: unknown, param: string, fallback: string): string
 }
 
 function tokenId(value: unknown, param: string): number {
-  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_TOKEN_ID) throw bad(param, `expected token ids in [0, 2^32), got ${JSON.stringify(value)}`);
+  if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_TOKEN_ID)
+    throw bad(param, `expected token ids in [0, 2^32), got ${JSON.stringify(value)}`);
   return value;
 }
 
 /** Validates raw mocker options and fills in the defaults; throws ArmatureError on bad values. */
 export function compileMockerOptions(options: MockerOptions = {}): MockerConfig {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) throw bad('options', 'expected an object');
+  if (typeof options !== 'object' || options === null || Array.isArray(options))
+    throw bad('options', 'expected an object');
   for (const key of Object.keys(options)) if (!KNOWN_KEYS.has(key)) throw bad(key, 'unknown option');
   const d = MOCKER_DEFAULTS;
 
   const speedup = options.speedup ?? options.perfModel?.speedup ?? d.speedup;
-  if (typeof speedup !== 'number' || !Number.isFinite(speedup) || speedup <= 0) throw bad('speedup', `expected a positive number, got ${JSON.stringify(speedup)}`);
-  if (options.perfModel?.speedup !== undefined && options.perfModel.speedup !== speedup) throw bad('perfModel.speedup', 'disagrees with speedup');
+  if (typeof speedup !== 'number' || !Number.isFinite(speedup) || speedup <= 0)
+    throw bad('speedup', `expected a positive number, got ${JSON.stringify(speedup)}`);
+  if (options.perfModel?.speedup !== undefined && options.perfModel.speedup !== speedup)
+    throw bad('perfModel.speedup', 'disagrees with speedup');
 
   const eosProbability = options.eosProbability ?? d.eosProbability;
-  if (typeof eosProbability !== 'number' || !(eosProbability >= 0 && eosProbability <= 1)) throw bad('eosProbability', `expected a number in [0, 1], got ${JSON.stringify(eosProbability)}`);
+  if (typeof eosProbability !== 'number' || !(eosProbability >= 0 && eosProbability <= 1))
+    throw bad('eosProbability', `expected a number in [0, 1], got ${JSON.stringify(eosProbability)}`);
 
   const eosRaw: unknown = options.eosTokenIds ?? d.eosTokenIds;
-  if (!Array.isArray(eosRaw) || eosRaw.length === 0) throw bad('eosTokenIds', 'expected a non-empty array of token ids');
+  if (!Array.isArray(eosRaw) || eosRaw.length === 0)
+    throw bad('eosTokenIds', 'expected a non-empty array of token ids');
   const eosTokenIds = eosRaw.map((id) => tokenId(id, 'eosTokenIds'));
 
   const rangeRaw: unknown = options.vocabRange ?? d.vocabRange;
@@ -122,7 +129,8 @@ export function compileMockerOptions(options: MockerOptions = {}): MockerConfig 
   if (typeof enablePrefixCaching !== 'boolean') throw bad('enablePrefixCaching', 'expected a boolean');
 
   const dpRank = options.dpRank ?? d.dpRank;
-  if (dpRank !== null && (typeof dpRank !== 'number' || !Number.isSafeInteger(dpRank) || dpRank < 0)) throw bad('dpRank', 'expected a non-negative integer or null');
+  if (dpRank !== null && (typeof dpRank !== 'number' || !Number.isSafeInteger(dpRank) || dpRank < 0))
+    throw bad('dpRank', 'expected a non-negative integer or null');
 
   const config: MockerConfig = {
     model: nonEmptyString(options.model, 'model', d.model),

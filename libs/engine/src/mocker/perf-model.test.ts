@@ -53,9 +53,33 @@ describe('perf model', () => {
     expect(model.decodeMs(0.25)).toBeCloseTo(15 / 2, 9);
     expect(model.decodeMs(0.75)).toBeCloseTo(30 / 2, 9);
     expect(interpolate([[5, 7]], 1000)).toBe(7);
-    expect(interpolate([[10, 10], [20, 0]], 100)).toBe(0); // floored at 0
-    expect(interpolate([[10, 10], [20, 20]], 0)).toBe(0);
-    expect(interpolate([[10, 10], [20, 20]], 5)).toBe(5);
+    expect(
+      interpolate(
+        [
+          [10, 10],
+          [20, 0],
+        ],
+        100,
+      ),
+    ).toBe(0); // floored at 0
+    expect(
+      interpolate(
+        [
+          [10, 10],
+          [20, 20],
+        ],
+        0,
+      ),
+    ).toBe(0);
+    expect(
+      interpolate(
+        [
+          [10, 10],
+          [20, 20],
+        ],
+        5,
+      ),
+    ).toBe(5);
   });
 
   it.each([
@@ -66,9 +90,22 @@ describe('perf model', () => {
     [{ bogus: 1 }, /bogus/],
     [{ kind: 'cubic' }, /kind/],
     [{ kind: 'interpolated', prefill: [], decode: [[0, 1]] }, /prefill/],
-    [{ kind: 'interpolated', prefill: [[2, 1], [1, 2]], decode: [[0, 1]] }, /increasing/],
+    [
+      {
+        kind: 'interpolated',
+        prefill: [
+          [2, 1],
+          [1, 2],
+        ],
+        decode: [[0, 1]],
+      },
+      /increasing/,
+    ],
     [{ kind: 'interpolated', prefill: [[1, -1]], decode: [[0, 1]] }, /negative/],
-    [{ kind: 'interpolated', prefill: [[1, 1]], decode: [[0, 1]], decodeCoefficients: [1, 1, 1] }, /decodeCoefficients/],
+    [
+      { kind: 'interpolated', prefill: [[1, 1]], decode: [[0, 1]], decodeCoefficients: [1, 1, 1] },
+      /decodeCoefficients/,
+    ],
   ])('rejects %j', (options, message) => {
     const attempt = (): unknown => createPerfModel(options as never);
     expect(attempt).toThrow(ArmatureError);

@@ -60,7 +60,8 @@ function badOption(param: string, message: string): ArmatureError {
 }
 
 function finite(value: unknown, param: string): number {
-  if (typeof value !== 'number' || !Number.isFinite(value)) throw badOption(param, `expected a finite number, got ${String(value)}`);
+  if (typeof value !== 'number' || !Number.isFinite(value))
+    throw badOption(param, `expected a finite number, got ${String(value)}`);
   return value;
 }
 
@@ -71,7 +72,8 @@ function coefficients(value: unknown, param: string, fallback: Coefficients): Co
 }
 
 function table(value: unknown, param: string): Point[] {
-  if (!Array.isArray(value) || value.length === 0) throw badOption(param, 'expected a non-empty array of [x, ms] points');
+  if (!Array.isArray(value) || value.length === 0)
+    throw badOption(param, 'expected a non-empty array of [x, ms] points');
   const points = value.map((point: unknown): Point => {
     if (!Array.isArray(point) || point.length !== 2) throw badOption(param, 'each point must be [x, ms]');
     const ms = finite(point[1], param);

@@ -33,9 +33,12 @@ const addArb = fc.record({
 });
 const stepArb = fc.record({ kind: fc.constant('step' as const), count: fc.integer({ min: 1, max: 4 }) });
 const cancelArb = fc.record({ kind: fc.constant('cancel' as const), pick: fc.nat() });
-const commandsArb = fc.array(fc.oneof({ arbitrary: addArb, weight: 3 }, { arbitrary: stepArb, weight: 4 }, { arbitrary: cancelArb, weight: 1 }), {
-  maxLength: 40,
-});
+const commandsArb = fc.array(
+  fc.oneof({ arbitrary: addArb, weight: 3 }, { arbitrary: stepArb, weight: 4 }, { arbitrary: cancelArb, weight: 1 }),
+  {
+    maxLength: 40,
+  },
+);
 
 interface Tracked {
   request: EngineRequest;
@@ -45,7 +48,9 @@ interface Tracked {
 }
 
 function soloTokens(options: MockerOptions, request: EngineRequest): number[] {
-  const solo = new MockerCore(compileMockerOptions({ ...options, totalKvBlocks: 4096, maxNumSeqs: 1, maxNumBatchedTokens: 8192 }));
+  const solo = new MockerCore(
+    compileMockerOptions({ ...options, totalKvBlocks: 4096, maxNumSeqs: 1, maxNumBatchedTokens: 8192 }),
+  );
   solo.add(request, 0);
   const tokens: number[] = [];
   while (solo.hasWork()) for (const { output } of solo.step(0).outputs) tokens.push(...output.tokenIds);
@@ -95,13 +100,18 @@ describe('MockerCore under random workloads', () => {
               requestId: `r${tracked.length}`,
               tokenIds,
               sampling: command.seed === undefined ? {} : { seed: command.seed },
-              stop: { maxTokens: command.maxTokens, ignoreEos: command.ignoreEos, stopTokenIds: command.stopOnToken ? [260] : [] },
+              stop: {
+                maxTokens: command.maxTokens,
+                ignoreEos: command.ignoreEos,
+                stopTokenIds: command.stopOnToken ? [260] : [],
+              },
             };
             try {
               mocker.add(request, now);
             } catch (err) {
               expect(err).toBeInstanceOf(ArmatureError);
-              const fits = Math.ceil((tokenIds.length + command.maxTokens - 1) / config.blockSize) <= config.totalKvBlocks;
+              const fits =
+                Math.ceil((tokenIds.length + command.maxTokens - 1) / config.blockSize) <= config.totalKvBlocks;
               expect(tokenIds.length === 0 || !fits).toBe(true);
               rejections++;
               continue;
@@ -133,7 +143,13 @@ describe('MockerCore under random workloads', () => {
         // Nothing leaks.
         expect(mocker.blocks.usedBlocks).toBe(0);
         expect(mocker.blocks.freeBlocks).toBe(config.totalKvBlocks);
-        expect(mocker.load()).toEqual({ activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 });
+        expect(mocker.load()).toEqual({
+          activeDecodeBlocks: 0,
+          activePrefillTokens: 0,
+          waitingRequests: 0,
+          runningRequests: 0,
+          kvUsage: 0,
+        });
 
         // The event stream describes the cache.
         const live = new Set<bigint>();

@@ -1,4 +1,10 @@
-import { computeBlockHashes, computeSequenceHashes, type BlockStored, type KvEvent, type KvEventBatch } from '@armature/kv';
+import {
+  computeBlockHashes,
+  computeSequenceHashes,
+  type BlockStored,
+  type KvEvent,
+  type KvEventBatch,
+} from '@armature/kv';
 import { ArmatureError } from '@armature/runtime';
 import { describe, expect, it } from 'vitest';
 import type { EngineLoad, EngineOutput, EngineRequest } from '../types.js';
@@ -7,7 +13,12 @@ import { MockerCore, type MockerStep } from './scheduler.js';
 
 const range = (start: number, count: number): number[] => Array.from({ length: count }, (_, i) => start + i);
 
-function request(requestId: string, tokenIds: number[], maxTokens: number, extra: Partial<EngineRequest> = {}): EngineRequest {
+function request(
+  requestId: string,
+  tokenIds: number[],
+  maxTokens: number,
+  extra: Partial<EngineRequest> = {},
+): EngineRequest {
   return { requestId, tokenIds, sampling: {}, stop: { maxTokens, ignoreEos: true, stopTokenIds: [] }, ...extra };
 }
 
@@ -19,7 +30,10 @@ function core(options: MockerOptions = {}, sink?: { batches: KvEventBatch[]; loa
 }
 
 /** Steps until idle; returns every request's outputs and every step. */
-function drain(mocker: MockerCore, startMs = 0): { outputs: Map<string, EngineOutput[]>; steps: MockerStep[]; endMs: number } {
+function drain(
+  mocker: MockerCore,
+  startMs = 0,
+): { outputs: Map<string, EngineOutput[]>; steps: MockerStep[]; endMs: number } {
   const outputs = new Map<string, EngineOutput[]>();
   const steps: MockerStep[] = [];
   let now = startMs;
@@ -56,7 +70,13 @@ describe('MockerCore', () => {
     expect(out[1]!.cachedTokens).toBeUndefined();
     expect(finishOf(out)).toBe('length');
     expect(out.slice(0, -1).every((o) => o.finishReason === undefined)).toBe(true);
-    expect(steps.map((s) => [s.prefillTokens, s.decodeSequences])).toEqual([[10, 0], [0, 1], [0, 1], [0, 1], [0, 1]]);
+    expect(steps.map((s) => [s.prefillTokens, s.decodeSequences])).toEqual([
+      [10, 0],
+      [0, 1],
+      [0, 1],
+      [0, 1],
+      [0, 1],
+    ]);
     expect(mocker.blocks.usedBlocks).toBe(0);
   });
 
@@ -176,20 +196,29 @@ describe('MockerCore', () => {
     expect(tokensOf(outputs.get('ignore'))).toHaveLength(12);
     expect(tokensOf(outputs.get('ignore'))).not.toContain(199999);
     expect(finishOf(outputs.get('ignore'))).toBe('length');
-    expect(outputs.get('eos')).toEqual([{ tokenIds: [199999], cachedTokens: 0, promptTokens: 5, finishReason: 'stop' }]);
+    expect(outputs.get('eos')).toEqual([
+      { tokenIds: [199999], cachedTokens: 0, promptTokens: 5, finishReason: 'stop' },
+    ]);
 
     const narrow = core({ vocabRange: [500, 502], eosProbability: 0 });
     narrow.add(request('s', range(1, 5), 100, { stop: { maxTokens: 100, ignoreEos: false, stopTokenIds: [501] } }), 0);
     const s = drain(narrow).outputs.get('s')!;
     expect(finishOf(s)).toBe('stop');
     expect(tokensOf(s).at(-1)).toBe(501);
-    expect(tokensOf(s).slice(0, -1).every((t) => t === 500)).toBe(true);
+    expect(
+      tokensOf(s)
+        .slice(0, -1)
+        .every((t) => t === 500),
+    ).toBe(true);
   });
 
   it('emits EOS at roughly the configured rate', () => {
     const mocker = core({ eosProbability: 0.1, totalKvBlocks: 4096, maxNumSeqs: 256 });
     for (let i = 0; i < 400; i++) {
-      mocker.add(request(`r${i}`, [i + 1, 2, 3], 200, { stop: { maxTokens: 200, ignoreEos: false, stopTokenIds: [] } }), 0);
+      mocker.add(
+        request(`r${i}`, [i + 1, 2, 3], 200, { stop: { maxTokens: 200, ignoreEos: false, stopTokenIds: [] } }),
+        0,
+      );
     }
     const lengths = [...drain(mocker).outputs.values()].map((o) => tokensOf(o).length);
     const mean = lengths.reduce((a, b) => a + b, 0) / lengths.length;
@@ -213,13 +242,22 @@ describe('MockerCore', () => {
 
   it('runs at most max_num_seqs at once and admits FCFS', () => {
     const mocker = core({ maxNumSeqs: 2 });
-    for (const id of ['a', 'b', 'c', 'd']) mocker.add(request(id, range(1, 4).map((t) => t + id.charCodeAt(0) * 10), 3), 0);
+    for (const id of ['a', 'b', 'c', 'd'])
+      mocker.add(
+        request(
+          id,
+          range(1, 4).map((t) => t + id.charCodeAt(0) * 10),
+          3,
+        ),
+        0,
+      );
     const firstOutputStep = new Map<string, number>();
     let step = 0;
     while (mocker.hasWork()) {
       const result = mocker.step(0);
       expect(mocker.load().runningRequests).toBeLessThanOrEqual(2);
-      for (const { requestId } of result.outputs) if (!firstOutputStep.has(requestId)) firstOutputStep.set(requestId, step);
+      for (const { requestId } of result.outputs)
+        if (!firstOutputStep.has(requestId)) firstOutputStep.set(requestId, step);
       step++;
     }
     expect(firstOutputStep.get('a')).toBe(0);
@@ -260,20 +298,44 @@ describe('MockerCore', () => {
     expect(mocker.cancel('run')).toBe(false);
     mocker.checkInvariants();
     expect(mocker.hasWork()).toBe(false);
-    expect(mocker.load()).toEqual({ activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 });
+    expect(mocker.load()).toEqual({
+      activeDecodeBlocks: 0,
+      activePrefillTokens: 0,
+      waitingRequests: 0,
+      runningRequests: 0,
+      kvUsage: 0,
+    });
   });
 
   it('reports load, and publishes it only when it changes', () => {
     const sink = { batches: [] as KvEventBatch[], loads: [] as EngineLoad[] };
     const mocker = core({ maxNumBatchedTokens: 4, totalKvBlocks: 10 }, sink);
     mocker.add(request('a', range(1, 10), 2), 0);
-    expect(mocker.load()).toEqual({ activeDecodeBlocks: 0, activePrefillTokens: 10, waitingRequests: 1, runningRequests: 0, kvUsage: 0 });
+    expect(mocker.load()).toEqual({
+      activeDecodeBlocks: 0,
+      activePrefillTokens: 10,
+      waitingRequests: 1,
+      runningRequests: 0,
+      kvUsage: 0,
+    });
     mocker.step(0);
-    expect(mocker.load()).toEqual({ activeDecodeBlocks: 1, activePrefillTokens: 6, waitingRequests: 0, runningRequests: 1, kvUsage: 0.1 });
+    expect(mocker.load()).toEqual({
+      activeDecodeBlocks: 1,
+      activePrefillTokens: 6,
+      waitingRequests: 0,
+      runningRequests: 1,
+      kvUsage: 0.1,
+    });
     expect(sink.loads).toHaveLength(1);
     const steps = drain(mocker).steps.length;
     expect(sink.loads.length).toBeLessThanOrEqual(1 + steps);
-    expect(sink.loads.at(-1)).toEqual({ activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 });
+    expect(sink.loads.at(-1)).toEqual({
+      activeDecodeBlocks: 0,
+      activePrefillTokens: 0,
+      waitingRequests: 0,
+      runningRequests: 0,
+      kvUsage: 0,
+    });
     for (let i = 1; i < sink.loads.length; i++) expect(sink.loads[i]).not.toEqual(sink.loads[i - 1]);
     const published = sink.loads.length;
     mocker.flush(0);

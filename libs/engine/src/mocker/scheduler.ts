@@ -89,13 +89,16 @@ export class MockerCore {
     void nowMs; // arrival time: reserved for queue-time statistics
     const { requestId, tokenIds, stop, sampling } = request;
     const { contextLength, blockSize, totalKvBlocks } = this.config;
-    if (typeof requestId !== 'string' || requestId === '') throw invalid('invalid_request_id', 'request id must be a non-empty string');
+    if (typeof requestId !== 'string' || requestId === '')
+      throw invalid('invalid_request_id', 'request id must be a non-empty string');
     if (this.sequences.has(requestId)) throw invalid('duplicate_request_id', `request ${requestId} is already running`);
     if (tokenIds.length === 0) throw invalid('empty_prompt', 'the prompt is empty', 'prompt');
     for (const id of tokenIds) {
-      if (!Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID) throw invalid('invalid_token_id', `invalid token id ${id}`, 'prompt');
+      if (!Number.isInteger(id) || id < 0 || id > MAX_TOKEN_ID)
+        throw invalid('invalid_token_id', `invalid token id ${id}`, 'prompt');
     }
-    if (!Number.isSafeInteger(stop.maxTokens) || stop.maxTokens < 1) throw invalid('invalid_max_tokens', 'max_tokens must be a positive integer', 'max_tokens');
+    if (!Number.isSafeInteger(stop.maxTokens) || stop.maxTokens < 1)
+      throw invalid('invalid_max_tokens', 'max_tokens must be a positive integer', 'max_tokens');
     if (tokenIds.length + stop.maxTokens > contextLength) {
       throw invalid(
         'context_length_exceeded',
@@ -105,9 +108,14 @@ export class MockerCore {
     }
     // The last sampled token is never fed back, so prompt + max_tokens - 1 tokens need slots.
     if (Math.ceil((tokenIds.length + stop.maxTokens - 1) / blockSize) > totalKvBlocks) {
-      throw invalid('kv_capacity_exceeded', `the request needs more than the ${totalKvBlocks} KV blocks this engine has`, 'max_tokens');
+      throw invalid(
+        'kv_capacity_exceeded',
+        `the request needs more than the ${totalKvBlocks} KV blocks this engine has`,
+        'max_tokens',
+      );
     }
-    if (sampling.seed !== undefined && !Number.isFinite(sampling.seed)) throw invalid('invalid_seed', 'seed must be a finite number', 'seed');
+    if (sampling.seed !== undefined && !Number.isFinite(sampling.seed))
+      throw invalid('invalid_seed', 'seed must be a finite number', 'seed');
 
     const tokens = tokenIds.slice();
     const seq: Sequence = {
@@ -241,7 +249,8 @@ export class MockerCore {
     for (const seq of this.running) {
       if (!this.blocks.hasSequence(seq.id)) fail(`running ${seq.id} holds no blocks`);
       const held = this.blocks.sequenceBlockIds(seq.id)!.length;
-      if (held < this.blocks.blocksFor(seq.computed)) fail(`running ${seq.id} computed ${seq.computed} tokens in ${held} blocks`);
+      if (held < this.blocks.blocksFor(seq.computed))
+        fail(`running ${seq.id} computed ${seq.computed} tokens in ${held} blocks`);
     }
     for (const seq of this.waiting) {
       if (this.blocks.hasSequence(seq.id)) fail(`waiting ${seq.id} holds blocks`);
@@ -255,7 +264,7 @@ export class MockerCore {
     let budget = this.config.maxNumBatchedTokens;
 
     // Running requests first: one decode token each, or the next chunk of their prefill.
-    for (let i = 0; i < this.running.length && budget > 0; ) {
+    for (let i = 0; i < this.running.length && budget > 0;) {
       const seq = this.running[i]!;
       const newTokens = Math.min(seq.tokens.length - seq.computed, budget);
       let fits = this.blocks.allocate(seq.id, seq.computed + newTokens);

@@ -14,7 +14,11 @@ export const POLICY_IDS = FACTORIES.map((f) => f.id);
 export function createPolicy(id: string, params: Record<string, unknown> = {}): RoutingPolicy {
   const factory = FACTORIES.find((f) => f.id === id);
   if (!factory) {
-    throw new ArmatureError('invalid_argument', 'unknown_policy', `unknown routing policy ${JSON.stringify(id)}; known: ${POLICY_IDS.join(', ')}`);
+    throw new ArmatureError(
+      'invalid_argument',
+      'unknown_policy',
+      `unknown routing policy ${JSON.stringify(id)}; known: ${POLICY_IDS.join(', ')}`,
+    );
   }
   try {
     return factory.create(params);

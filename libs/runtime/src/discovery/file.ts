@@ -68,10 +68,13 @@ export class FileDiscovery implements Discovery {
     let current = structuredClone(record);
     let stopped = false;
     await this.write(current, leaseMs);
-    const timer = setInterval(() => {
-      if (stopped) return;
-      this.write(current, leaseMs).catch((err: unknown) => log.warn('lease renewal failed', { err }));
-    }, Math.max(10, leaseMs / 3));
+    const timer = setInterval(
+      () => {
+        if (stopped) return;
+        this.write(current, leaseMs).catch((err: unknown) => log.warn('lease renewal failed', { err }));
+      },
+      Math.max(10, leaseMs / 3),
+    );
     timer.unref();
     this.timers.add(timer);
     const stop = (): void => {
