@@ -16,6 +16,8 @@ export interface ClusterOptions {
   policy?: string;
   engineArgs?: Record<string, unknown>;
   extraEnv?: Record<string, string>;
+  /** Frontend body limit (default 64 KiB, small so the 413 case is cheap to test). */
+  maxBodyBytes?: number;
 }
 
 export interface Cluster {
@@ -62,7 +64,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     ...common,
     ARMATURE_INSTANCE_ID: 'frontend-0',
     ARMATURE_HTTP_PORT: String(port),
-    ARMATURE_MAX_BODY_BYTES: String(64 * 1024),
+    ARMATURE_MAX_BODY_BYTES: String(options.maxBodyBytes ?? 64 * 1024),
   });
   const url = `http://127.0.0.1:${port}`;
   const discovery = new FileDiscovery({ dir: discoveryDir, pollMs: 50 });

@@ -1,5 +1,6 @@
 // The frontend's connections upstream: the models and routers it learns from discovery,
 // and one gRPC client per worker address. It decides nothing about requests.
+import { loadTokenizer } from '@armature/tokenizer';
 import { RouterClient, WorkerClient, type RouteRequest, type RouteResponse } from '@armature/proto';
 import {
   ArmatureError,
@@ -40,6 +41,10 @@ export class Upstream {
         if (e.type === 'removed') this.workers.delete(e.record.instanceId);
         else if (e.record.model && e.record.card) {
           this.workers.set(e.record.instanceId, e.record);
+          // Load the model's tokenizer now, not on its first request.
+          loadTokenizer(e.record.card.tokenizer).catch((err: unknown) =>
+            log.warn('cannot load the tokenizer a worker names', { tokenizer: e.record.card?.tokenizer, err }),
+          );
           if (!this.firstSeen.has(e.record.model)) this.firstSeen.set(e.record.model, Math.floor(Date.now() / 1000));
         }
       }),

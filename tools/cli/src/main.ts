@@ -1,6 +1,7 @@
 // `armature`: the command line. `armature up [graph.yaml]` runs a deployment graph locally.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { benchCommand, replayCommand, reportCommand } from '@armature/bench';
 import { GraphError, loadGraph } from './graph.js';
 import { Supervisor } from './supervisor.js';
 
@@ -9,7 +10,19 @@ const USAGE = `usage: armature <command>
 
 commands:
   up [graph.yaml]   run a deployment graph as local processes (default infra/graphs/default.yaml)
+  bench             load-test an OpenAI-compatible server:
+                      --url <base> --dataset <spec> [--mode trace|rate|concurrency] [--time-scale x]
+                      [--rate r --arrival poisson|constant] [--concurrency n] [--max-requests n]
+                      [--max-duration-s s] [--slo-ttft-ms t --slo-itl-ms t] [--out f.json] [--html f.html] [--plots dir]
+  replay            simulate a whole cluster offline in virtual time:
+                      --trace <mooncake.jsonl> | --dataset <spec>  --workers n --policy p [--policy p2 ...]
+                      [--limit n] [--time-scale x] [--speedup s] [--engine-args json] [--out f.json] [--html f.html]
+  report            put results side by side: <a.json> [b.json ...] --html f.html [--plots dir]
   help              this text
+
+dataset specs: mooncake:<file.jsonl>  azure:<file.csv>
+               shared-prefix:groups=8,prompts=16,system=1024,question=128,output=64
+               synthetic:count=100,input=512,output=64
 `;
 
 async function waitHealthy(url: string, timeoutMs: number): Promise<boolean> {
@@ -57,6 +70,12 @@ async function main(argv: string[]): Promise<void> {
   switch (command) {
     case 'up':
       return up(rest);
+    case 'bench':
+      return benchCommand(rest);
+    case 'replay':
+      return replayCommand(rest);
+    case 'report':
+      return reportCommand(rest);
     case undefined:
     case 'help':
     case '--help':
