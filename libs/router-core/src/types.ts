@@ -44,8 +44,14 @@ export interface RoutingPolicy {
   choose(candidates: readonly WorkerView[], input: RouteInput): Decision;
 }
 
+/** What a policy may use from its surroundings (injected, so simulations are reproducible). */
+export interface PolicyEnv {
+  /** Uniform in [0, 1); Math.random unless a simulation seeds its own. */
+  random: () => number;
+}
+
 export interface PolicyFactory {
   readonly id: string;
   /** Builds the policy; throws on bad parameters. */
-  create(params: Record<string, unknown>): RoutingPolicy;
+  create(params: Record<string, unknown>, env: PolicyEnv): RoutingPolicy;
 }

@@ -3,6 +3,7 @@
 // free cached blocks kept for reuse and evicted least-recently-freed first. It records the
 // KV events a real engine would publish; it does not decide who runs (the scheduler does)
 // and does not hash tokens (callers pass the sequence hashes of their full blocks).
+import { LruList } from './lru-list.js';
 import type { BlockRemoved, BlockStored, KvEvent, KvMedium } from '@armature/kv';
 
 export interface BlockManagerOptions {
@@ -14,6 +15,11 @@ export interface BlockManagerOptions {
   medium?: KvMedium;
   /** Register full blocks for reuse and report them (default true). */
   enablePrefixCaching?: boolean;
+  /**
+   * Record KV events and each block's tokens (default true). Off in the offline simulator,
+   * which has nobody to tell: it skips the allocations, and snapshot() is then empty.
+   */
+  recordEvents?: boolean;
 }
 
 interface SequenceBlocks {
@@ -42,10 +48,11 @@ export class BlockManager {
   /** Free blocks holding nothing reusable; taken first. */
   private readonly emptyFree: number[] = [];
   /** Free blocks still registered, in the order they were freed: the first is evicted first. */
-  private readonly evictable = new Set<number>();
+  private readonly evictable: LruList;
   private readonly sequences = new Map<string, SequenceBlocks>();
   private used = 0;
   private pending: KvEvent[] = [];
+  private readonly recordEvents: boolean;
 
   constructor(options: BlockManagerOptions) {
     const { blockSize, totalBlocks } = options;
@@ -57,10 +64,12 @@ export class BlockManager {
     this.totalBlocks = totalBlocks;
     this.medium = options.medium ?? 'device';
     this.prefixCaching = options.enablePrefixCaching ?? true;
+    this.recordEvents = options.recordEvents ?? true;
     this.refCounts = new Int32Array(totalBlocks);
     this.positionOf = new Int32Array(totalBlocks).fill(NO_POSITION);
     this.hashOf = new Array<bigint | undefined>(totalBlocks).fill(undefined);
     this.parentOf = new Array<bigint | null>(totalBlocks).fill(null);
+    this.evictable = new LruList(totalBlocks);
     this.tokensOf = new Array<number[] | undefined>(totalBlocks).fill(undefined);
     // Popped from the end: block 0 is handed out first.
     for (let id = totalBlocks - 1; id >= 0; id--) this.emptyFree.push(id);
@@ -184,12 +193,14 @@ export class BlockManager {
         continue;
       }
       const parent = i > 0 ? sequenceHashes[i - 1]! : null;
-      const blockTokens = Array.from({ length: this.blockSize }, (_, k) => tokens[i * this.blockSize + k]!);
       this.hashOf[own] = hash;
       this.parentOf[own] = parent;
-      this.tokensOf[own] = blockTokens;
       this.positionOf[own] = i;
       this.registry.set(hash, own);
+      if (!this.recordEvents) continue;
+      const blockTokens = new Array<number>(this.blockSize);
+      for (let k = 0, at = i * this.blockSize; k < this.blockSize; k++) blockTokens[k] = tokens[at + k]!;
+      this.tokensOf[own] = blockTokens;
       if (run) {
         run.blockHashes.push(hash);
         run.tokenIds.push(...blockTokens);
@@ -219,6 +230,7 @@ export class BlockManager {
 
   /** BlockStored events for every registered block, parents before children. */
   snapshot(): BlockStored[] {
+    if (!this.recordEvents) return [];
     const ids = [...this.registry.values()].sort((a, b) => this.positionOf[a]! - this.positionOf[b]!);
     return ids.map((id) => this.storedEvent(this.hashOf[id]!, this.parentOf[id]!, this.tokensOf[id]!.slice()));
   }
@@ -307,10 +319,8 @@ export class BlockManager {
   private takeEmptyBlock(): number {
     let id = this.emptyFree.pop();
     if (id === undefined) {
-      const victim = this.evictable.values().next();
-      if (victim.done) throw new Error('no free KV block');
-      id = victim.value;
-      this.evictable.delete(id);
+      id = this.evictable.shift();
+      if (id === undefined) throw new Error('no free KV block');
       this.evict(id);
     }
     this.refCounts[id] = 1;
@@ -325,6 +335,7 @@ export class BlockManager {
     this.parentOf[id] = null;
     this.tokensOf[id] = undefined;
     this.positionOf[id] = NO_POSITION;
+    if (!this.recordEvents) return;
     const last = this.pending[this.pending.length - 1];
     if (last?.type === 'BlockRemoved') last.blockHashes.push(hash);
     else this.pending.push({ type: 'BlockRemoved', blockHashes: [hash], medium: this.medium } satisfies BlockRemoved);

@@ -81,6 +81,7 @@ export class MockerCore {
       blockSize: config.blockSize,
       totalBlocks: config.totalKvBlocks,
       enablePrefixCaching: config.enablePrefixCaching,
+      recordEvents: hooks.onKvEvents !== undefined,
     });
   }
 

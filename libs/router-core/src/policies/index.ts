@@ -1,6 +1,6 @@
 // The policy plugin registry: ids to factories. New policies register here.
 import { ArmatureError } from '@armature/runtime';
-import type { PolicyFactory, RoutingPolicy } from '../types.js';
+import type { PolicyEnv, PolicyFactory, RoutingPolicy } from '../types.js';
 import { leastLoaded } from './least-loaded/index.js';
 import { randomPolicy } from './random/index.js';
 import { roundRobin } from './round-robin/index.js';
@@ -11,7 +11,11 @@ const FACTORIES: readonly PolicyFactory[] = [roundRobin, leastLoaded, randomPoli
 export const POLICY_IDS = FACTORIES.map((f) => f.id);
 
 /** Builds a policy by id with its parameters; unknown ids and bad parameters throw. */
-export function createPolicy(id: string, params: Record<string, unknown> = {}): RoutingPolicy {
+export function createPolicy(
+  id: string,
+  params: Record<string, unknown> = {},
+  env: PolicyEnv = { random: Math.random },
+): RoutingPolicy {
   const factory = FACTORIES.find((f) => f.id === id);
   if (!factory) {
     throw new ArmatureError(
@@ -21,7 +25,7 @@ export function createPolicy(id: string, params: Record<string, unknown> = {}): 
     );
   }
   try {
-    return factory.create(params);
+    return factory.create(params, env);
   } catch (err) {
     throw new ArmatureError('invalid_argument', 'bad_policy_params', (err as Error).message);
   }

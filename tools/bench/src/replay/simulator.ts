@@ -7,6 +7,7 @@ import { compileMockerOptions, MockerCore, mockerCard, type EngineLoad, type Moc
 import { ActiveLoadTracker, createPolicy, type WorkerView } from '@armature/router-core';
 import type { ModelCard } from '@armature/runtime';
 import type { RequestRecord } from '../results/types.js';
+import { mulberry32 } from '../load/schedule.js';
 import { EventQueue } from './event-queue.js';
 
 export interface SimRequest {
@@ -25,6 +26,8 @@ export interface SimulationOptions {
   /** Called every `progressEvery` finished requests. */
   onProgress?: (done: number, total: number, virtualMs: number) => void;
   progressEvery?: number;
+  /** Seed for the policy's random choices (default 1). */
+  seed?: number;
 }
 
 export interface SimulationResult {
@@ -59,7 +62,8 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     busy: false,
     published: { activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 },
   }));
-  const policy = createPolicy(options.policy, options.policyParams ?? {});
+  // Seeded, so a replay is reproducible run to run.
+  const policy = createPolicy(options.policy, options.policyParams ?? {}, { random: mulberry32(options.seed ?? 1) });
   const active = new ActiveLoadTracker();
   const queue = new EventQueue<SimEvent>();
   const records = new Map<string, RequestRecord>();

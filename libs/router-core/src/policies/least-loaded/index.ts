@@ -27,7 +27,7 @@ export function loadScore(w: WorkerView, p: LeastLoadedParams): number {
 
 export const leastLoaded = {
   id: 'least-loaded',
-  create(raw): RoutingPolicy {
+  create(raw, env): RoutingPolicy {
     const params = compile(raw);
     return {
       id: 'least-loaded',
@@ -41,7 +41,7 @@ export const leastLoaded = {
             best = [w];
           } else if (Math.abs(s - bestScore) <= 1e-9) best.push(w);
         }
-        return { worker: best[Math.floor(Math.random() * best.length)]!, overlapBlocks: 0 };
+        return { worker: best[Math.floor(env.random() * best.length)]!, overlapBlocks: 0 };
       },
     };
   },

@@ -3,11 +3,11 @@ import type { PolicyFactory, RoutingPolicy } from '../../types.js';
 
 export const randomPolicy = {
   id: 'random',
-  create(): RoutingPolicy {
+  create(_params, env): RoutingPolicy {
     return {
       id: 'random',
       choose(candidates) {
-        return { worker: candidates[Math.floor(Math.random() * candidates.length)]!, overlapBlocks: 0 };
+        return { worker: candidates[Math.floor(env.random() * candidates.length)]!, overlapBlocks: 0 };
       },
     };
   },

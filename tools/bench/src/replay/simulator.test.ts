@@ -1,0 +1,77 @@
+import { describe, expect, it } from 'vitest';
+import { simulate, type SimRequest } from './simulator.js';
+import { EventQueue } from './event-queue.js';
+
+const mocker = { blockSize: 16, totalKvBlocks: 4096, contextLength: 8192, speedup: 1 };
+
+function requests(n: number, gapMs: number, promptLen = 512, out = 16, shared = 0): SimRequest[] {
+  return Array.from({ length: n }, (_, i) => ({
+    id: `r${i}`,
+    arrivalMs: i * gapMs,
+    promptTokenIds: Array.from({ length: promptLen }, (_, k) => (k < shared ? 1000 + k : 5000 + i * promptLen + k)),
+    outputTokens: out,
+  }));
+}
+
+describe('simulate', () => {
+  it('completes every request with consistent timings and exact output lengths', () => {
+    const res = simulate(requests(50, 20), { workers: 4, policy: 'round-robin', mocker });
+    expect(res.records).toHaveLength(50);
+    for (const r of res.records) {
+      expect(r.error).toBeUndefined();
+      expect(r.outputTokens).toBe(16);
+      expect(r.firstTokenMs!).toBeGreaterThan(r.startMs);
+      expect(r.endMs!).toBeGreaterThanOrEqual(r.firstTokenMs!);
+      expect(r.chunkMs).toHaveLength(16);
+    }
+    // Round-robin spreads evenly.
+    expect(Object.values(res.decisions)).toEqual([13, 13, 12, 12]);
+  });
+
+  it('is deterministic', () => {
+    const a = simulate(requests(30, 5), { workers: 3, policy: 'least-loaded', mocker });
+    const b = simulate(requests(30, 5), { workers: 3, policy: 'least-loaded', mocker });
+    expect(a.records.map((r) => [r.worker, r.firstTokenMs, r.endMs])).toEqual(
+      b.records.map((r) => [r.worker, r.firstTokenMs, r.endMs]),
+    );
+  });
+
+  it('charges the perf model: a lone request takes one prefill pass then one decode pass per token', () => {
+    const [r] = simulate(requests(1, 0, 1000, 3), {
+      workers: 1,
+      policy: 'round-robin',
+      mocker: { ...mocker, speedup: 1 },
+    }).records;
+    const prefill = 4.209989e-7 * 1000 ** 2 + 1.518344e-2 * 1000 + 16.50142;
+    expect(r!.firstTokenMs! - r!.startMs).toBeCloseTo(prefill, 6);
+    expect(r!.endMs! - r!.firstTokenMs!).toBeGreaterThan(2 * 1); // two decode passes, each >= 1 ms
+  });
+
+  it('reports prefix-cache hits when prompts share a prefix on one worker', () => {
+    const res = simulate(requests(5, 200, 512, 4, 256), { workers: 1, policy: 'round-robin', mocker });
+    const cached = res.records.map((r) => r.cachedTokens);
+    expect(cached[0]).toBe(0);
+    for (const c of cached.slice(1)) expect(c).toBe(256);
+  });
+
+  it('queues when overloaded: TTFT grows under a burst', () => {
+    const calm = simulate(requests(20, 500), { workers: 1, policy: 'round-robin', mocker });
+    const burst = simulate(requests(20, 0), { workers: 1, policy: 'round-robin', mocker });
+    const mean = (rs: typeof calm.records) => rs.reduce((s, r) => s + r.firstTokenMs! - r.startMs, 0) / rs.length;
+    expect(mean(burst.records)).toBeGreaterThan(3 * mean(calm.records));
+  });
+});
+
+describe('EventQueue', () => {
+  it('pops in time order, ties in insertion order', () => {
+    const q = new EventQueue<string>();
+    q.push(5, 'a');
+    q.push(1, 'b');
+    q.push(5, 'c');
+    q.push(0, 'd');
+    q.push(1, 'e');
+    const out: string[] = [];
+    for (let e = q.pop(); e; e = q.pop()) out.push(e.value);
+    expect(out).toEqual(['d', 'b', 'e', 'a', 'c']);
+  });
+});
