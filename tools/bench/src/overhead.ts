@@ -5,19 +5,13 @@
 //   npm run bench:overhead -- --requests 2000 --max-tokens 8
 //
 // Prints progress to stderr and a JSON object as the last line of stdout.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WorkerClient, type GenerateRequest } from '@armature/proto';
 import { CLIENT_CHANNEL_OPTIONS, FileDiscovery, insecureCredentials } from '@armature/runtime';
 import { applyChatTemplate, loadTokenizer } from '@armature/tokenizer';
+import { startLocalCluster } from './local-cluster.js';
 import { summarize } from './stats.js';
 
-const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const MODEL = 'armature/bench-model';
 
 const { values: args } = parseArgs({
@@ -32,69 +26,17 @@ const REQUESTS = Number(args.requests);
 const WARMUP = Number(args.warmup);
 const MAX_TOKENS = Number(args['max-tokens']);
 
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
-
-function start(script: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(ROOT, script)], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((res, rej) => {
-    let out = '';
-    const on = (b: Buffer): void => {
-      out += b.toString();
-      if (ready.test(out)) res(child);
-    };
-    child.stdout!.on('data', on);
-    child.stderr!.on('data', on);
-    child.once('exit', () => rej(new Error(`${script} exited:\n${out}`)));
-  });
-}
-
 async function main(): Promise<void> {
-  const dir = await mkdtemp(join(tmpdir(), 'armature-bench-'));
-  const common = { ARMATURE_DISCOVERY_BACKEND: 'file', ARMATURE_DISCOVERY_DIR: dir, ARMATURE_LOG_LEVEL: 'warn' };
-  const port = await freePort();
   // A very fast mocker, so the engine's own time does not hide the path's overhead.
-  const engineArgs = JSON.stringify({ speedup: 1e6, eosProbability: 0 });
-  const children = [
-    await start(
-      'services/decode/dist/main.js',
-      {
-        ...common,
-        ARMATURE_LOG_LEVEL: 'info',
-        ARMATURE_INSTANCE_ID: 'decode-0',
-        ARMATURE_MODEL: MODEL,
-        ARMATURE_ENGINE_ARGS: engineArgs,
-      },
-      /worker ready/,
-    ),
-    await start(
-      'services/router/dist/main.js',
-      { ...common, ARMATURE_LOG_LEVEL: 'info', ARMATURE_ROUTER_POLICY: 'least-loaded' },
-      /router ready/,
-    ),
-    await start(
-      'services/frontend/dist/main.js',
-      { ...common, ARMATURE_LOG_LEVEL: 'info', ARMATURE_HTTP_PORT: String(port) },
-      /frontend listening/,
-    ),
-  ];
+  const cluster = await startLocalCluster({
+    model: MODEL,
+    workers: 1,
+    policy: 'least-loaded',
+    engineArgs: { speedup: 1e6, eosProbability: 0 },
+  });
   try {
-    const url = `http://127.0.0.1:${port}`;
-    for (let i = 0; i < 200; i++) {
-      const h = await fetch(`${url}/health`).catch(() => undefined);
-      if (h?.ok) break;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    const discovery = new FileDiscovery({ dir });
+    const url = cluster.url;
+    const discovery = new FileDiscovery({ dir: cluster.discoveryDir });
     const worker = (await discovery.list({ role: 'decode' }))[0]!;
     const client = new WorkerClient(worker.grpcAddress!, insecureCredentials(), CLIENT_CHANNEL_OPTIONS);
     const tokenizer = await loadTokenizer(worker.card!.tokenizer);
@@ -174,8 +116,7 @@ async function main(): Promise<void> {
     };
     process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
-    for (const c of children) c.kill('SIGTERM');
-    await rm(dir, { recursive: true, force: true });
+    await cluster.stop();
   }
 }
 
