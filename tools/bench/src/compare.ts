@@ -118,7 +118,10 @@ async function main(): Promise<void> {
 
   const outDir = v['out-dir']!;
   await mkdir(outDir, { recursive: true });
-  await writeFile(join(outDir, 'report.html'), renderHtmlReport(runs, { title: 'Routing policies on the Mooncake conversation trace' }));
+  await writeFile(
+    join(outDir, 'report.html'),
+    renderHtmlReport(runs, { title: 'Routing policies on the Mooncake conversation trace' }),
+  );
   await writePlots(runs, join(outDir, 'plots'));
   for (const r of runs) delete r.samples; // keep the committed JSON small; the report and plots have them
   await writeFile(join(outDir, 'results.json'), JSON.stringify(runs, null, 2) + '\n');

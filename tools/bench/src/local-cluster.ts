@@ -87,7 +87,9 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
       ),
     );
     children.push(...(await Promise.all(workers)));
-    children.push(await start('services/router/dist/main.js', { ...common, ARMATURE_ROUTER_POLICY: o.policy }, /router ready/));
+    children.push(
+      await start('services/router/dist/main.js', { ...common, ARMATURE_ROUTER_POLICY: o.policy }, /router ready/),
+    );
     children.push(
       await start(
         'services/frontend/dist/main.js',
