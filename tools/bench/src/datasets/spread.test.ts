@@ -14,7 +14,8 @@ const req = (id: string, arrivalMs: number): WorkloadRequest => ({
 describe('spreadBursts', () => {
   it('spreads equal timestamps evenly up to the next one, keeping order', () => {
     const out = spreadBursts([req('a', 0), req('b', 0), req('c', 0), req('d', 3000), req('e', 6000), req('f', 6000)]);
-    expect(out.map((r) => r.arrivalMs)).toEqual([0, 1000, 2000, 3000, 6000, 7000]);
+    // The last burst has no next timestamp: it spreads over the mean gap so far (6000 / 4).
+    expect(out.map((r) => r.arrivalMs)).toEqual([0, 1000, 2000, 3000, 6000, 6750]);
     expect(out.map((r) => r.id)).toEqual(['a', 'b', 'c', 'd', 'e', 'f']);
   });
   it('leaves distinct timestamps alone and does not modify its input', () => {
