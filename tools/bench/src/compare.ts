@@ -124,7 +124,8 @@ async function main(): Promise<void> {
   );
   await writePlots(runs, join(outDir, 'plots'));
   for (const r of runs) delete r.samples; // keep the committed JSON small; the report and plots have them
-  await writeFile(join(outDir, 'results.json'), JSON.stringify(runs, null, 2) + '\n');
+  // One run per line: diffable, and small enough to commit.
+  await writeFile(join(outDir, 'results.json'), `[\n${runs.map((r) => JSON.stringify(r)).join(',\n')}\n]\n`);
   for (const r of runs) {
     process.stdout.write(
       `${r.label.padEnd(48)} TTFT mean ${r.ttft_ms.mean.toFixed(0).padStart(6)} p50 ${r.ttft_ms.p50.toFixed(0).padStart(6)} p99 ${r.ttft_ms.p99.toFixed(0).padStart(6)} ms | ITL mean ${r.itl_ms.mean.toFixed(1)} ms | ${r.output_tokens_per_s.toFixed(0)} tok/s | goodput ${r.goodput_rps.toFixed(2)} req/s | KV hit ${((r.kv_hit_rate ?? 0) * 100).toFixed(1)}%\n`,
