@@ -6,3 +6,4 @@ export { encodeBody, decodeBody } from './codec.js';
 export { ZmqEventPlane, type ZmqEventPlaneOptions } from './zmq.js';
 export { MemoryEventPlane, MemoryEventHub, type MemoryEventHubOptions } from './memory.js';
 export { followPublishers, type FollowHooks } from './follow.js';
+export * from './topics.js';

@@ -2,10 +2,7 @@
 // router that saw a sequence gap can ask for the missing range (DumpKvState) instead of
 // a full dump.
 import { encodeKvEventBatch, type KvEvent, type KvEventBatch } from '@armature/kv';
-import type { EventPublisher } from '@armature/event-plane';
-
-/** Topic KV event batches are published on. */
-export const KV_TOPIC = 'kv';
+import { KV_TOPIC, type EventPublisher } from '@armature/event-plane';
 
 export interface KvDump {
   batches: Uint8Array[];

@@ -4,7 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import { WorkerService as WorkerGrpcService } from '@armature/proto';
 import { createMockerEngine } from '@armature/engine';
-import { encodeBody, ZmqEventPlane } from '@armature/event-plane';
+import { encodeBody, LOAD_TOPIC, ZmqEventPlane, type LoadMessage } from '@armature/event-plane';
 import { MetricsRegistry, serveMetrics } from '@armature/metrics';
 import {
   bindGrpcServer,
@@ -24,7 +24,6 @@ import { KvEventLog } from './kv-event-log.js';
 import { WorkerService } from './worker-service.js';
 
 const log = createLogger('decode');
-const LOAD_TOPIC = 'load';
 
 async function main(): Promise<void> {
   const host = envString('ARMATURE_HOST', '127.0.0.1');
@@ -45,7 +44,7 @@ async function main(): Promise<void> {
     for (const e of batch.events) metrics.get('armature_worker_kv_events_total').inc({ type: e.type });
   });
   engine.onLoad((load) => {
-    publisher.publish(LOAD_TOPIC, encodeBody({ instanceId, ...load }));
+    publisher.publish(LOAD_TOPIC, encodeBody({ instanceId, ...load } satisfies LoadMessage));
     metrics.get('armature_worker_running_requests').set({ model }, load.runningRequests);
     metrics.get('armature_worker_waiting_requests').set({ model }, load.waitingRequests);
     metrics.get('armature_worker_kv_usage_ratio').set({ model }, load.kvUsage);

@@ -175,7 +175,7 @@ async function* streamFromWorker(
       if (msg.tokenIds.length > 0) {
         completionTokens += msg.tokenIds.length;
         const { emit, stopped } = stops.push(detok.push(msg.tokenIds));
-        if (emit || msg.tokenIds.length > 0) yield { type: 'text', text: emit, tokens: msg.tokenIds.length };
+        yield { type: 'text', text: emit, tokens: msg.tokenIds.length }; // empty text still counts tokens for ITL
         if (stopped) {
           finish = 'stop';
           stoppedByString = true;

@@ -1,17 +1,17 @@
 // The router's view of the workers: who serves which model (from discovery) and the
 // load each last published (from the event plane). It chooses nothing itself.
-import { decodeBody, followPublishers, type EventPlane, type EventSubscriber } from '@armature/event-plane';
+import {
+  decodeBody,
+  followPublishers,
+  LOAD_TOPIC,
+  type EventPlane,
+  type EventSubscriber,
+  type LoadMessage,
+} from '@armature/event-plane';
 import { createLogger, type Discovery, type InstanceRecord, type Watch } from '@armature/runtime';
 import type { PublishedLoad } from '@armature/router-core';
 
 const log = createLogger('router/workers');
-
-/** Topic workers publish their load on; the body is a msgpack `LoadMessage`. */
-export const LOAD_TOPIC = 'load';
-
-export interface LoadMessage extends PublishedLoad {
-  instanceId: string;
-}
 
 export interface WorkerEntry {
   record: InstanceRecord;

@@ -10,7 +10,7 @@ import { WorkerClient, type GenerateRequest } from '@armature/proto';
 import { CLIENT_CHANNEL_OPTIONS, FileDiscovery, insecureCredentials } from '@armature/runtime';
 import { applyChatTemplate, loadTokenizer } from '@armature/tokenizer';
 import { startLocalCluster } from './local-cluster.js';
-import { summarize } from './stats.js';
+import { distribution } from './results/distribution.js';
 
 const MODEL = 'armature/bench-model';
 
@@ -100,8 +100,8 @@ async function main(): Promise<void> {
     process.stderr.write('\n');
     client.close();
     await discovery.close();
-    const d = summarize(directMs);
-    const f = summarize(frontendMs);
+    const d = distribution(directMs);
+    const f = distribution(frontendMs);
     const result = {
       bench: 'overhead',
       requests: REQUESTS,

@@ -1,9 +1,15 @@
 // Sample summaries for results JSON: numpy-compatible percentiles, zero-filled when
 // empty (JSON has no NaN), and bounded quantile samples so CDFs stay small on disk.
-import { percentile } from '../stats.js';
 import type { Distribution } from './types.js';
 
-export { percentile };
+/** Percentile by linear interpolation between closest ranks (numpy's default). */
+export function percentile(sorted: readonly number[], q: number): number {
+  if (sorted.length === 0) return NaN;
+  const rank = (sorted.length - 1) * q;
+  const lo = Math.floor(rank);
+  const hi = Math.ceil(rank);
+  return sorted[lo]! + (sorted[hi]! - sorted[lo]!) * (rank - lo);
+}
 
 const EMPTY: Distribution = { mean: 0, p50: 0, p90: 0, p95: 0, p99: 0, max: 0, min: 0, count: 0 };
 
