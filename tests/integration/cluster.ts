@@ -18,6 +18,9 @@ export interface ClusterOptions {
   extraEnv?: Record<string, string>;
   /** Frontend body limit (default 64 KiB, small so the 413 case is cheap to test). */
   maxBodyBytes?: number;
+  /** Router replicas (default 1), with extra environment for each. */
+  routers?: number;
+  routerEnv?: Record<string, string>;
 }
 
 export interface Cluster {
@@ -25,8 +28,13 @@ export interface Cluster {
   discoveryDir: string;
   discovery: FileDiscovery;
   frontend: ServiceProcess;
+  /** The first router replica. */
   router: ServiceProcess;
+  /** Every router replica, by instance id (router-0, router-1, ...). */
+  routers: Map<string, ServiceProcess>;
   workers: Map<string, ServiceProcess>;
+  /** Starts (or restarts, after it exited) router replica `id`; resolves once it is ready. */
+  startRouter(id: string): Promise<ServiceProcess>;
   stop(): Promise<void>;
 }
 
@@ -54,11 +62,19 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
       }),
     );
   }
-  const router = spawnNode(join(ROOT, 'services/router/dist/main.js'), [], {
-    ...common,
-    ARMATURE_INSTANCE_ID: 'router-0',
-    ARMATURE_ROUTER_POLICY: options.policy ?? 'round-robin',
-  });
+  const routers = new Map<string, ServiceProcess>();
+  const spawnRouter = (id: string): ServiceProcess => {
+    const proc = spawnNode(join(ROOT, 'services/router/dist/main.js'), [], {
+      ...common,
+      ARMATURE_INSTANCE_ID: id,
+      ARMATURE_ROUTER_POLICY: options.policy ?? 'round-robin',
+      ...options.routerEnv,
+    });
+    routers.set(id, proc);
+    return proc;
+  };
+  for (let i = 0; i < (options.routers ?? 1); i++) spawnRouter(`router-${i}`);
+  const router = routers.get('router-0')!;
   const port = await freePort();
   const frontend = spawnNode(join(ROOT, 'services/frontend/dist/main.js'), [], {
     ...common,
@@ -68,15 +84,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   });
   const url = `http://127.0.0.1:${port}`;
   const discovery = new FileDiscovery({ dir: discoveryDir, pollMs: 50 });
-  const all = [frontend, router, ...workers.values()];
   const stop = async (): Promise<void> => {
-    await Promise.all(all.map((p) => p.stop(3_000)));
+    await Promise.all([frontend, ...routers.values(), ...workers.values()].map((p) => p.stop(3_000)));
     await discovery.close();
     await rm(discoveryDir, { recursive: true, force: true });
   };
   try {
     await Promise.all([...workers.values()].map((w) => w.waitForOutput(/worker ready/)));
-    await router.waitForOutput(/router ready/);
+    await Promise.all([...routers.values()].map((r) => r.waitForOutput(/router ready/)));
     await frontend.waitForOutput(/frontend listening/);
     // Healthy, and every worker visible to the frontend.
     await waitFor(
@@ -94,5 +109,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await stop();
     throw err;
   }
-  return { url, discoveryDir, discovery, frontend, router, workers, stop };
+  const startRouter = async (id: string): Promise<ServiceProcess> => {
+    const proc = spawnRouter(id);
+    await proc.waitForOutput(/router ready/);
+    return proc;
+  };
+  return { url, discoveryDir, discovery, frontend, router, routers, workers, startRouter, stop };
 }

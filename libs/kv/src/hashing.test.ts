@@ -3,7 +3,16 @@
 import { createXXHash3, type IHasher } from 'hash-wasm';
 import fc from 'fast-check';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { KV_HASH_SEED, blockHash, computeBlockHashes, computeSequenceHashes, hashSalt } from './hashing.js';
+import {
+  KV_HASH_SEED,
+  blockHash,
+  computeBlockHashes,
+  computeSequenceHashes,
+  hashSalt,
+  hashesFromLimbs,
+  limbsFromHashes,
+  sequenceHashLimbs,
+} from './hashing.js';
 
 const MASK64 = (1n << 64n) - 1n;
 
@@ -174,5 +183,62 @@ describe('computeSequenceHashes', () => {
         expect(sequence[i]).toBe(await referenceHash(bytes, 1337n));
       }
     }
+  });
+});
+
+describe('sequenceHashLimbs', () => {
+  it('equals the bigint path for random tokens, block sizes and salts', () => {
+    const cases = fc.sample(
+      fc.record({
+        tokens: fc.array(fc.integer({ min: 0, max: 0xffffffff }), { maxLength: 300 }),
+        blockSize: fc.constantFrom(1, 2, 3, 4, 16, 32, 64, 100),
+        salt: fc.option(fc.bigInt({ min: 0n, max: MASK64 }), { nil: undefined }),
+      }),
+      { numRuns: 300, seed: 11 },
+    );
+    for (const { tokens, blockSize, salt } of cases) {
+      const expected = computeSequenceHashes(computeBlockHashes(tokens, blockSize, salt));
+      const limbs = sequenceHashLimbs(tokens, blockSize, salt);
+      expect(limbs).toHaveLength(2 * Math.floor(tokens.length / blockSize));
+      expect(hashesFromLimbs(limbs)).toEqual(expected);
+    }
+  });
+
+  it('matches the golden chain and salts with a LoRA', () => {
+    expect(hashesFromLimbs(sequenceHashLimbs(range(0, 50), 16))).toEqual([
+      0xd47a8f41c833328an,
+      0xbf15dffb16447f38n,
+      0xa4dda066f3c1e1a0n,
+    ]);
+    const salt = hashSalt({ loraName: 'sql-lora' });
+    expect(hashesFromLimbs(sequenceHashLimbs(range(0, 16), 16, salt))).toEqual([0x729ca4b87bd16855n]);
+  });
+
+  it('hashes full blocks only and accepts typed arrays', () => {
+    expect(sequenceHashLimbs(range(0, 15), 16)).toHaveLength(0);
+    expect(sequenceHashLimbs(Uint32Array.from(range(7, 64)), 16)).toEqual(sequenceHashLimbs(range(7, 64), 16));
+  });
+
+  it('rejects a block size that is not a positive integer', () => {
+    for (const bad of [0, -1, 2.5, Number.NaN]) expect(() => sequenceHashLimbs(range(0, 32), bad)).toThrow(RangeError);
+  });
+});
+
+describe('limbsFromHashes / hashesFromLimbs', () => {
+  it('round-trips u64 values as [lo, hi] pairs', () => {
+    const hashes = fc.sample(fc.bigInt({ min: 0n, max: MASK64 }), { numRuns: 100, seed: 5 });
+    const limbs = limbsFromHashes(hashes);
+    expect(limbs).toHaveLength(200);
+    hashes.forEach((hash, i) => {
+      expect(limbs[2 * i]).toBe(Number(hash & 0xffffffffn));
+      expect(limbs[2 * i + 1]).toBe(Number(hash >> 32n));
+    });
+    expect(hashesFromLimbs(limbs)).toEqual(hashes);
+    expect(hashesFromLimbs(limbs, 3)).toEqual(hashes.slice(0, 3));
+  });
+
+  it('takes hashes modulo 2^64 and checks the count', () => {
+    expect(hashesFromLimbs(limbsFromHashes([(1n << 64n) + 5n, -1n]))).toEqual([5n, MASK64]);
+    expect(() => hashesFromLimbs(new Uint32Array(4), 3)).toThrow(RangeError);
   });
 });

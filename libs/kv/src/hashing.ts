@@ -51,7 +51,7 @@ const SEED_LIMBS = new Uint32Array(2);
 
 /** Loads the XXH3 seed for `salt` (KV_HASH_SEED + salt, mod 2^64) into SEED_LIMBS as [lo, hi]. */
 function loadSeed(salt: bigint | undefined): void {
-  u64ToLimbs(salt === undefined ? KV_HASH_SEED : KV_HASH_SEED + salt, SEED_LIMBS);
+  blockSeedLimbs(salt, SEED_LIMBS);
 }
 
 /**
@@ -146,4 +146,93 @@ export function computeSequenceHashes(blockHashes: readonly bigint[]): bigint[] 
     sequence[i] = u64FromLimbs(parentHi, parentLo);
   }
   return sequence;
+}
+
+// ---- Limb-level sequence hashing -------------------------------------------------------
+// The indexer and the router hash every prompt on the request path; these helpers run the
+// same scheme as computeSequenceHashes(computeBlockHashes(...)) but keep every u64 as a pair
+// of u32 limbs, so no bigint is made per block.
+
+/** Seed limbs of blockHash for `salt`, as [lo, hi]; internal to libs/kv. */
+export function blockSeedLimbs(salt: bigint | undefined, out: Uint32Array): void {
+  u64ToLimbs(salt === undefined ? KV_HASH_SEED : KV_HASH_SEED + salt, out);
+}
+
+/**
+ * XXH3-64 of tokens[start, start + count) as little-endian u32 with the given seed limbs,
+ * into XXH3_RESULT ([0] = lo, [1] = hi); internal to libs/kv.
+ */
+export function blockHashLimbs(
+  tokens: ArrayLike<number>,
+  start: number,
+  count: number,
+  seedHi: number,
+  seedLo: number,
+): void {
+  ensurePackCapacity(count);
+  packTokens(tokens, start, count);
+  xxh3_64Limbs(packView, 0, count * 4, seedHi, seedLo);
+}
+
+/** One chaining step, H(parent LE u64 || local LE u64) with seed 1337, into XXH3_RESULT; internal. */
+export function chainHashLimbs(parentLo: number, parentHi: number, localLo: number, localHi: number): void {
+  CHAIN_VIEW.setUint32(0, parentLo, true);
+  CHAIN_VIEW.setUint32(4, parentHi, true);
+  CHAIN_VIEW.setUint32(8, localLo, true);
+  CHAIN_VIEW.setUint32(12, localHi, true);
+  xxh3_64Limbs(CHAIN_VIEW, 0, 16, CHAIN_SEED_HI, CHAIN_SEED_LO);
+}
+
+const BLOCK_SEED_LIMBS = new Uint32Array(2);
+
+/**
+ * Sequence hashes of the full blocks of `tokens` as u32 limb pairs [lo0, hi0, lo1, hi1, ...]:
+ * the values of computeSequenceHashes(computeBlockHashes(tokens, blockSize, salt)), without
+ * a bigint per block. A partial trailing block is not hashed.
+ */
+export function sequenceHashLimbs(tokens: ArrayLike<number>, blockSize: number, salt?: bigint): Uint32Array {
+  if (!Number.isSafeInteger(blockSize) || blockSize <= 0) {
+    throw new RangeError(`blockSize must be a positive integer, got ${blockSize}`);
+  }
+  const blockCount = Math.floor(tokens.length / blockSize);
+  const limbs = new Uint32Array(2 * blockCount);
+  if (blockCount === 0) return limbs;
+  blockSeedLimbs(salt, BLOCK_SEED_LIMBS);
+  const seedLo = BLOCK_SEED_LIMBS[0]!;
+  const seedHi = BLOCK_SEED_LIMBS[1]!;
+  blockHashLimbs(tokens, 0, blockSize, seedHi, seedLo);
+  let parentLo = XXH3_RESULT[0]!;
+  let parentHi = XXH3_RESULT[1]!;
+  limbs[0] = parentLo;
+  limbs[1] = parentHi;
+  for (let block = 1; block < blockCount; block++) {
+    blockHashLimbs(tokens, block * blockSize, blockSize, seedHi, seedLo);
+    chainHashLimbs(parentLo, parentHi, XXH3_RESULT[0]!, XXH3_RESULT[1]!);
+    parentLo = XXH3_RESULT[0]!;
+    parentHi = XXH3_RESULT[1]!;
+    limbs[2 * block] = parentLo;
+    limbs[2 * block + 1] = parentHi;
+  }
+  return limbs;
+}
+
+/** u64 hashes (taken modulo 2^64) as u32 limb pairs [lo0, hi0, lo1, hi1, ...]. */
+export function limbsFromHashes(hashes: readonly bigint[]): Uint32Array {
+  const limbs = new Uint32Array(2 * hashes.length);
+  for (let i = 0; i < hashes.length; i++) {
+    u64ToLimbs(hashes[i]!, LOCAL_LIMBS);
+    limbs[2 * i] = LOCAL_LIMBS[0]!;
+    limbs[2 * i + 1] = LOCAL_LIMBS[1]!;
+  }
+  return limbs;
+}
+
+/** The first `count` (default: all) limb pairs of `limbs` as u64 bigints. */
+export function hashesFromLimbs(limbs: Uint32Array, count: number = limbs.length >>> 1): bigint[] {
+  if (!Number.isSafeInteger(count) || count < 0 || 2 * count > limbs.length) {
+    throw new RangeError(`count must be an integer in [0, ${limbs.length >>> 1}], got ${count}`);
+  }
+  const hashes = new Array<bigint>(count);
+  for (let i = 0; i < count; i++) hashes[i] = u64FromLimbs(limbs[2 * i + 1]!, limbs[2 * i]!);
+  return hashes;
 }

@@ -15,8 +15,17 @@ export const ENV_CATALOG = {
   ARMATURE_DISCOVERY_LEASE_MS: 'Discovery lease; a silent instance disappears after it (default 10000).',
   ARMATURE_ENGINE: 'Engine a worker runs: mocker (default mocker).',
   ARMATURE_ENGINE_ARGS: 'Engine settings as a JSON object (see the engine options; default {}).',
-  ARMATURE_ROUTER_POLICY: 'Router policy plugin id: round-robin or least-loaded (default least-loaded).',
+  ARMATURE_ROUTER_POLICY:
+    'Router policy plugin id: kv, round-robin, random, least-loaded, power-of-two, cache-aware, weighted-scorers (default kv).',
   ARMATURE_ROUTER_PARAMS: 'Router policy parameters as a JSON object (default {}).',
+  ARMATURE_ROUTER_BUSY:
+    'Busy thresholds as JSON {kvUsage?: fraction, prefillTokens?: tokens}; busy workers take no new requests (default {}: none).',
+  ARMATURE_ROUTER_QUEUE:
+    'Router queue as JSON {capacity (1024), order: fcfs|shortest-prompt (fcfs), timeoutMs (30000)} for requests waiting while every worker is busy.',
+  ARMATURE_ROUTER_APPROX:
+    'Approximate-mode prediction for workers without KV events, as JSON {ttlMs (120000), maxBlocks (1048576), pruneFraction (0.8)}.',
+  ARMATURE_ROUTER_READY_TIMEOUT_MS:
+    'How long a new worker waits for its KV state to load before the router scores it anyway (default 3000).',
   ARMATURE_DRAIN_TIMEOUT_MS: 'How long SIGTERM waits for in-flight requests before exiting (default 30000).',
   ARMATURE_MAX_BODY_BYTES: 'Largest HTTP request body the frontend accepts (default 4194304).',
   ARMATURE_REQUEST_TIMEOUT_MS: 'Frontend deadline for one request (default 600000).',

@@ -135,7 +135,7 @@ export class WorkerService {
         callback(null, {
           eventBatches: dump.batches.map((b) => Buffer.from(b.buffer, b.byteOffset, b.byteLength)),
           firstSeq: Number(dump.firstSeq),
-          lastSeq: Number(dump.lastSeq < 0n ? 0n : dump.lastSeq),
+          nextSeq: Number(dump.nextSeq),
           fullDump: dump.fullDump,
         });
       } catch (err) {

@@ -1,11 +1,13 @@
 // The router process: serves the Router gRPC service, follows the workers through
-// discovery and their load through the event plane, and registers itself.
+// discovery, their load and KV events through the event plane (loading each worker's KV
+// state before scoring it), shares active load with its replicas, and registers itself.
 import { randomUUID } from 'node:crypto';
 import { RouterService } from '@armature/proto';
 import { ZmqEventPlane } from '@armature/event-plane';
 import { MetricsRegistry, serveMetrics } from '@armature/metrics';
-import { createPolicy } from '@armature/router-core';
+import { createPolicy, KvRouter, type BusyThresholds, type RouterQueueOptions } from '@armature/router-core';
 import {
+  ArmatureError,
   bindGrpcServer,
   createGrpcServer,
   createLogger,
@@ -18,22 +20,64 @@ import {
   leaseMsFromEnv,
   shutdownGrpcServer,
 } from '@armature/runtime';
+import type { ApproxIndexerOptions } from '@armature/kv';
+import { KvFeed } from './kv-feed.js';
+import { ReplicaSync } from './replica-sync.js';
 import { Router, routerGrpcHandlers } from './router-service.js';
 import { WorkerSet } from './worker-set.js';
 
 const log = createLogger('router');
 
+function objectFromEnv<T>(name: 'ARMATURE_ROUTER_BUSY' | 'ARMATURE_ROUTER_QUEUE' | 'ARMATURE_ROUTER_APPROX'): T {
+  const value = envJson(name, {});
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new ArmatureError('invalid_argument', 'bad_env', `${name} must be a JSON object`);
+  }
+  return value as T;
+}
+
 async function main(): Promise<void> {
   const host = envString('ARMATURE_HOST', '127.0.0.1');
   const instanceId = envString('ARMATURE_INSTANCE_ID', `router-${randomUUID().slice(0, 8)}`);
-  const policyId = envString('ARMATURE_ROUTER_POLICY', 'least-loaded');
+  const policyId = envString('ARMATURE_ROUTER_POLICY', 'kv');
   const policy = createPolicy(policyId, envJson('ARMATURE_ROUTER_PARAMS', {}));
+  const kv = new KvRouter({
+    policy,
+    busy: objectFromEnv<BusyThresholds>('ARMATURE_ROUTER_BUSY'),
+    approximate: objectFromEnv<ApproxIndexerOptions>('ARMATURE_ROUTER_APPROX'),
+    replicaId: instanceId,
+  });
   const discovery = discoveryFromEnv();
   const eventPlane = new ZmqEventPlane();
+  const publisher = await eventPlane.createPublisher({ host });
   const metrics = new MetricsRegistry();
   const workers = new WorkerSet(discovery, eventPlane);
+  const feed = new KvFeed({
+    index: kv.index,
+    discovery,
+    eventPlane,
+    metrics,
+    readyTimeoutMs: envInt('ARMATURE_ROUTER_READY_TIMEOUT_MS', 3_000, { min: 0 }),
+  });
+  const router = new Router({
+    workers,
+    kv,
+    metrics,
+    feed,
+    queue: objectFromEnv<RouterQueueOptions>('ARMATURE_ROUTER_QUEUE'),
+  });
+  const replicas = new ReplicaSync({
+    router: kv,
+    replicaId: instanceId,
+    discovery,
+    eventPlane,
+    publisher,
+    metrics,
+    onChange: () => router.onRemoteChange(),
+  });
+  feed.start();
   workers.start();
-  const router = new Router(workers, policy, metrics);
+  replicas.start();
 
   const server = createGrpcServer();
   server.addService(RouterService, routerGrpcHandlers(router));
@@ -44,14 +88,16 @@ async function main(): Promise<void> {
       instanceId,
       role: 'router',
       grpcAddress: `${host}:${port}`,
+      eventAddress: publisher.address,
       metricsAddress: `${host}:${metricsServer.port}`,
-      labels: { pid: String(process.pid) },
+      labels: { pid: String(process.pid), policy: policyId },
     },
     { leaseMs: leaseMsFromEnv() },
   );
   log.info('router ready', {
     instanceId,
     grpc: `${host}:${port}`,
+    events: publisher.address,
     metrics: `${host}:${metricsServer.port}`,
     policy: policyId,
   });
@@ -62,7 +108,10 @@ async function main(): Promise<void> {
       cleanup: async () => {
         await shutdownGrpcServer(server);
         router.close();
+        await replicas.close();
+        await feed.close();
         await workers.close();
+        await publisher.close();
         metricsServer.server.close();
         await discovery.close();
       },

@@ -24,6 +24,7 @@ export class WorkerSet {
   private follow: Watch | undefined;
   private subscriber: EventSubscriber | undefined;
   private readonly removedListeners: Array<(id: string) => void> = [];
+  private readonly changeListeners: Array<() => void> = [];
 
   constructor(
     private readonly discovery: Discovery,
@@ -44,6 +45,7 @@ export class WorkerSet {
       }
       const existing = this.workers.get(e.record.instanceId);
       this.workers.set(e.record.instanceId, { record: e.record, published: existing?.published });
+      this.changed();
       if (!existing)
         log.info('worker joined', {
           worker: e.record.instanceId,
@@ -64,6 +66,7 @@ export class WorkerSet {
             runningRequests: Number(load.runningRequests),
             kvUsage: Number(load.kvUsage),
           };
+          this.changed();
         }
       } catch (err) {
         log.warn('bad load message', { err, publisher: msg.publisher });
@@ -89,6 +92,15 @@ export class WorkerSet {
 
   onRemoved(listener: (instanceId: string) => void): void {
     this.removedListeners.push(listener);
+  }
+
+  /** Listens to changes that may give a busy cluster room (a worker joined, load was published). */
+  onChange(listener: () => void): void {
+    this.changeListeners.push(listener);
+  }
+
+  private changed(): void {
+    for (const l of this.changeListeners) l();
   }
 
   async close(): Promise<void> {

@@ -3,6 +3,13 @@
 // Kubernetes manifests. Parsing compiles raw YAML into validated, fully populated options.
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
+import {
+  createPolicy,
+  KvRouter,
+  RouterQueue,
+  type BusyThresholds,
+  type RouterQueueOptions,
+} from '@armature/router-core';
 
 export type ServiceKind = 'frontend' | 'router' | 'decode';
 
@@ -79,10 +86,7 @@ export function compileGraph(doc: unknown, defaults: { name: string }): Deployme
       httpPort = field(raw, 'port', where, isPort, 'a port number', 8000);
       if (replicas > 1) throw new GraphError(`${where}.replicas: one frontend per host (it binds port ${httpPort})`);
     }
-    if (kind === 'router') {
-      env.ARMATURE_ROUTER_POLICY = field(raw, 'policy', where, isString, 'a policy id', 'least-loaded');
-      env.ARMATURE_ROUTER_PARAMS = JSON.stringify(field(raw, 'params', where, isObject, 'a mapping', {}));
-    }
+    if (kind === 'router') Object.assign(env, compileRouter(raw, where));
     if (kind === 'decode') {
       env.ARMATURE_ENGINE = field(raw, 'engine', where, isString, 'an engine name', 'mocker');
       env.ARMATURE_ENGINE_ARGS = JSON.stringify(field(raw, 'engineArgs', where, isObject, 'a mapping', {}));
@@ -93,6 +97,29 @@ export function compileGraph(doc: unknown, defaults: { name: string }): Deployme
     services.push({ kind, replicas, env });
   }
   return { name, model, discoveryDir, httpPort, host, services };
+}
+
+/** The router's settings as its environment; the policy and its parameters are checked now. */
+function compileRouter(raw: Raw, where: string): Record<string, string> {
+  const policy = field(raw, 'policy', where, isString, 'a policy id', 'kv');
+  const params = field(raw, 'params', where, isObject, 'a mapping', {});
+  const busy = field(raw, 'busy', where, isObject, 'a mapping {kvUsage, prefillTokens}', {});
+  const queue = field(raw, 'queue', where, isObject, 'a mapping {capacity, order, timeoutMs}', {});
+  const approximate = field(raw, 'approximate', where, isObject, 'a mapping {ttlMs, maxBlocks, pruneFraction}', {});
+  try {
+    const p = createPolicy(policy, params);
+    new KvRouter({ policy: p, busy: busy as BusyThresholds });
+    new RouterQueue(queue as RouterQueueOptions);
+  } catch (err) {
+    throw new GraphError(`${where}: ${(err as Error).message}`);
+  }
+  return {
+    ARMATURE_ROUTER_POLICY: policy,
+    ARMATURE_ROUTER_PARAMS: JSON.stringify(params),
+    ARMATURE_ROUTER_BUSY: JSON.stringify(busy),
+    ARMATURE_ROUTER_QUEUE: JSON.stringify(queue),
+    ARMATURE_ROUTER_APPROX: JSON.stringify(approximate),
+  };
 }
 
 /** Reads and compiles a graph file. */

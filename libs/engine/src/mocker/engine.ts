@@ -33,8 +33,13 @@ export class MockerEngine implements Engine {
 
   constructor(readonly config: MockerConfig) {
     this.card = mockerCard(config);
+    const opaque = config.kvEvents === 'opaque';
     this.core = new MockerCore(config, {
-      onKvEvents: (batch) => this.emit(this.kvListeners, batch),
+      // Without listeners to feed the core records no events at all.
+      onKvEvents:
+        config.kvEvents === 'none'
+          ? undefined
+          : (batch) => this.emit(this.kvListeners, opaque ? scrambleBatch(batch) : batch),
       onLoad: (load) => this.emit(this.loadListeners, load),
     });
     this.loop = this.run();
@@ -73,7 +78,9 @@ export class MockerEngine implements Engine {
   }
 
   kvSnapshot(): KvEvent[] {
-    return this.core.kvSnapshot();
+    if (this.config.kvEvents === 'none') return [];
+    const events = this.core.kvSnapshot();
+    return this.config.kvEvents === 'opaque' ? events.map(scrambleEvent) : events;
   }
 
   /** Throws if the core's bookkeeping is inconsistent (tests). */
@@ -169,4 +176,28 @@ function sleepUntil(deadline: number): Promise<void> {
   // Timers cannot wait less than a millisecond; yield to I/O instead and let the deadline catch up.
   if (remaining < 1) return new Promise((resolve) => setImmediate(resolve));
   return new Promise((resolve) => setTimeout(resolve, remaining));
+}
+
+// An engine-private hash scheme for kvEvents 'opaque': a bijection of ours, so parents and
+// removals stay consistent, yet no hash equals the router's own.
+const SCRAMBLE = 0x9e3779b97f4a7c15n;
+const scramble = (hash: bigint): bigint => hash ^ SCRAMBLE;
+
+function scrambleEvent(event: KvEvent): KvEvent {
+  switch (event.type) {
+    case 'BlockStored':
+      return {
+        ...event,
+        blockHashes: event.blockHashes.map(scramble),
+        parentBlockHash: event.parentBlockHash === null ? null : scramble(event.parentBlockHash),
+      };
+    case 'BlockRemoved':
+      return { ...event, blockHashes: event.blockHashes.map(scramble) };
+    default:
+      return event;
+  }
+}
+
+function scrambleBatch(batch: KvEventBatch): KvEventBatch {
+  return { ...batch, events: batch.events.map(scrambleEvent) };
 }

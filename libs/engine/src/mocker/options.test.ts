@@ -40,6 +40,7 @@ describe('mocker options', () => {
       chatTemplate: 'chatml',
       eosTokenIds: [7, 8],
       engine: 'mocker',
+      kvEvents: 'armature',
     });
   });
 

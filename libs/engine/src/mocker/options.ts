@@ -35,6 +35,12 @@ export interface MockerOptions {
   perfModel?: PerfModelOptions;
   /** Data-parallel rank stamped on KV event batches (default null). */
   dpRank?: number | null;
+  /**
+   * KV events published (default 'armature': our sequence hashes). 'opaque' scrambles the
+   * hashes as an engine with private hashes would (vLLM), so the router must recompute them
+   * from token ids; 'none' publishes nothing, so the router predicts the cache (approximate).
+   */
+  kvEvents?: 'armature' | 'opaque' | 'none';
 }
 
 export interface MockerConfig {
@@ -53,6 +59,7 @@ export interface MockerConfig {
   readonly enablePrefixCaching: boolean;
   readonly perfModel: PerfModel;
   readonly dpRank: number | null;
+  readonly kvEvents: 'armature' | 'opaque' | 'none';
 }
 
 export const MOCKER_DEFAULTS = {
@@ -70,6 +77,7 @@ export const MOCKER_DEFAULTS = {
   vocabRange: [256, 100000],
   enablePrefixCaching: true,
   dpRank: null,
+  kvEvents: 'armature',
 } as const;
 
 const KNOWN_KEYS = new Set<string>([...Object.keys(MOCKER_DEFAULTS), 'perfModel']);
@@ -132,6 +140,10 @@ export function compileMockerOptions(options: MockerOptions = {}): MockerConfig 
   if (dpRank !== null && (typeof dpRank !== 'number' || !Number.isSafeInteger(dpRank) || dpRank < 0))
     throw bad('dpRank', 'expected a non-negative integer or null');
 
+  const kvEvents = options.kvEvents ?? d.kvEvents;
+  if (kvEvents !== 'armature' && kvEvents !== 'opaque' && kvEvents !== 'none')
+    throw bad('kvEvents', `expected armature, opaque or none, got ${JSON.stringify(kvEvents)}`);
+
   const config: MockerConfig = {
     model: nonEmptyString(options.model, 'model', d.model),
     blockSize: positiveInt(options.blockSize, 'blockSize', d.blockSize),
@@ -148,6 +160,7 @@ export function compileMockerOptions(options: MockerOptions = {}): MockerConfig 
     enablePrefixCaching,
     perfModel: createPerfModel({ ...options.perfModel, speedup }),
     dpRank,
+    kvEvents,
   };
   return Object.freeze(config);
 }
@@ -165,5 +178,6 @@ export function mockerCard(config: MockerConfig): ModelCard {
     chatTemplate: config.chatTemplate,
     eosTokenIds: [...config.eosTokenIds],
     engine: 'mocker',
+    kvEvents: config.kvEvents,
   };
 }

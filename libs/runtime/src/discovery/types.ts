@@ -15,6 +15,14 @@ export interface ModelCard {
   chatTemplate: string;
   eosTokenIds: number[];
   engine: string;
+  /**
+   * How the worker reports its KV cache: `armature` (KV events whose block hashes are our
+   * sequence hashes), `opaque` (KV events with engine-private hashes, e.g. vLLM: the router
+   * recomputes ours from the token ids) or `none` (no events: the router predicts the
+   * cache from its own decisions). Absent means `opaque` when the record has an event
+   * address, else `none`.
+   */
+  kvEvents?: 'armature' | 'opaque' | 'none';
 }
 
 /** One registered instance. */

@@ -4,7 +4,14 @@
 // replaces the clock, the sockets and the sleeps: a worker's forward pass that the live
 // engine would sleep through is an event at now + duration here. No timers, no I/O.
 import { compileMockerOptions, MockerCore, mockerCard, type EngineLoad, type MockerOptions } from '@armature/engine';
-import { ActiveLoadTracker, createPolicy, type WorkerView } from '@armature/router-core';
+import {
+  createPolicy,
+  KvRouter,
+  RouterQueue,
+  type BusyThresholds,
+  type CandidateWorker,
+  type RouterQueueOptions,
+} from '@armature/router-core';
 import type { ModelCard } from '@armature/runtime';
 import type { RequestRecord } from '../results/types.js';
 import { mulberry32 } from '../load/schedule.js';
@@ -28,6 +35,9 @@ export interface SimulationOptions {
   progressEvery?: number;
   /** Seed for the policy's random choices (default 1). */
   seed?: number;
+  /** Busy thresholds; requests wait in the router queue while every worker is busy. */
+  busy?: BusyThresholds;
+  queue?: Pick<RouterQueueOptions, 'capacity' | 'order'>;
 }
 
 export interface SimulationResult {
@@ -36,6 +46,10 @@ export interface SimulationResult {
   virtualMs: number;
   steps: number;
   decisions: Record<string, number>;
+  /** Router-side KV hit rate: overlap blocks / full prompt blocks over all decisions. */
+  routerHitRate: number;
+  /** Requests refused because the router queue was full. */
+  queueRejected: number;
 }
 
 interface SimWorker {
@@ -55,25 +69,74 @@ type SimEvent =
 export function simulate(requests: readonly SimRequest[], options: SimulationOptions): SimulationResult {
   const config = compileMockerOptions(options.mocker);
   const card = mockerCard(config);
-  const workers: SimWorker[] = Array.from({ length: options.workers }, (_, i) => ({
-    id: `decode-${i}`,
-    core: new MockerCore(config),
-    card,
-    busy: false,
-    published: { activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 },
-  }));
+  let now = 0;
   // Seeded, so a replay is reproducible run to run.
-  const policy = createPolicy(options.policy, options.policyParams ?? {}, { random: mulberry32(options.seed ?? 1) });
-  const active = new ActiveLoadTracker();
+  const policy = createPolicy(options.policy, options.policyParams ?? {}, {
+    random: mulberry32(options.seed ?? 1),
+    now: () => now,
+  });
+  const router = new KvRouter({ policy, busy: options.busy, now: () => now });
+  const approximate = config.kvEvents === 'none';
+  const workers: SimWorker[] = Array.from({ length: options.workers }, (_, i) => {
+    const id = `decode-${i}`;
+    router.index.setHashScheme(id, config.kvEvents === 'armature' ? 'armature' : 'opaque');
+    return {
+      id,
+      // A live worker's events reach the router within a millisecond or so: applied at once here.
+      core: new MockerCore(config, approximate ? {} : { onKvEvents: (batch) => router.index.applyBatch(id, batch) }),
+      card,
+      busy: false,
+      published: { activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 },
+    };
+  });
+  const waiting = new RouterQueue<{ request: SimRequest; promptTokens: number; enqueuedAt: number }>({
+    ...options.queue,
+    timeoutMs: Number.MAX_SAFE_INTEGER,
+  });
   const queue = new EventQueue<SimEvent>();
   const records = new Map<string, RequestRecord>();
   const decisions: Record<string, number> = {};
   let steps = 0;
   let done = 0;
-  let now = 0;
+  let overlapBlocks = 0;
+  let promptBlocks = 0;
+  let queueRejected = 0;
   const progressEvery = options.progressEvery ?? 500;
 
   for (const request of requests) queue.push(request.arrivalMs, { kind: 'arrival', request });
+
+  const candidates = (): CandidateWorker[] =>
+    workers.map((w) => ({ instanceId: w.id, grpcAddress: '', card: w.card, published: w.published, approximate }));
+
+  /** Routes a request and hands it to its worker; false when every worker is busy. */
+  const place = (r: SimRequest): boolean => {
+    const record = records.get(r.id)!;
+    const outcome = router.route(candidates(), { requestId: r.id, model: card.model, tokenIds: r.promptTokenIds });
+    if (!outcome) return false;
+    overlapBlocks += outcome.overlapBlocks;
+    promptBlocks += outcome.fullBlocks;
+    const worker = workers.find((w) => w.id === outcome.worker.instanceId)!;
+    decisions[worker.id] = (decisions[worker.id] ?? 0) + 1;
+    record.worker = worker.id;
+    try {
+      worker.core.add(
+        {
+          requestId: r.id,
+          tokenIds: r.promptTokenIds,
+          sampling: { seed: 0 },
+          stop: { maxTokens: Math.max(1, r.outputTokens), ignoreEos: true, stopTokenIds: [] },
+        },
+        now,
+      );
+    } catch (err) {
+      record.error = { type: 'rejected', message: (err as Error).message };
+      record.endMs = now;
+      finish(record);
+      return true;
+    }
+    if (!worker.busy) startPass(worker);
+    return true;
+  };
 
   const startPass = (w: SimWorker): void => {
     const step = w.core.step(now);
@@ -83,7 +146,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
   };
 
   const finish = (record: RequestRecord): void => {
-    active.free(record.id);
+    router.free(record.id);
     done++;
     if (options.onProgress && done % progressEvery === 0) options.onProgress(done, requests.length, now);
   };
@@ -102,42 +165,14 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
         outputTokens: 0,
       };
       records.set(r.id, record);
-      const views: WorkerView[] = workers.map((w) => ({
-        instanceId: w.id,
-        grpcAddress: '',
-        card: w.card,
-        published: w.published,
-        tracked: active.of(w.id),
-      }));
-      const decision = policy.choose(views, { requestId: r.id, model: card.model, tokenIds: r.promptTokenIds });
-      const worker = workers.find((w) => w.id === decision.worker.instanceId)!;
-      const blockSize = Math.max(1, card.blockSize);
-      active.add(
-        r.id,
-        worker.id,
-        Math.max(0, r.promptTokenIds.length - decision.overlapBlocks * blockSize),
-        Math.ceil(r.promptTokenIds.length / blockSize),
-        now,
-      );
-      decisions[worker.id] = (decisions[worker.id] ?? 0) + 1;
-      record.worker = worker.id;
-      try {
-        worker.core.add(
-          {
-            requestId: r.id,
-            tokenIds: r.promptTokenIds,
-            sampling: { seed: 0 },
-            stop: { maxTokens: Math.max(1, r.outputTokens), ignoreEos: true, stopTokenIds: [] },
-          },
-          now,
-        );
-      } catch (err) {
-        record.error = { type: 'rejected', message: (err as Error).message };
-        record.endMs = now;
-        finish(record);
-        continue;
+      if (waiting.length > 0 || !place(r)) {
+        if (!waiting.push({ request: r, promptTokens: r.promptTokenIds.length, enqueuedAt: now })) {
+          queueRejected++;
+          record.error = { type: 'rejected', message: 'every worker is busy and the router queue is full' };
+          record.endMs = now;
+          finish(record);
+        }
       }
-      if (!worker.busy) startPass(worker);
       continue;
     }
     // A forward pass ended: its outputs reach the clients now.
@@ -150,7 +185,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
       if (output.tokenIds.length > 0) {
         if (record.firstTokenMs === undefined) {
           record.firstTokenMs = now;
-          active.prefillComplete(requestId);
+          router.prefillComplete(requestId);
         }
         record.chunkMs.push(now);
         record.outputTokens += output.tokenIds.length;
@@ -167,6 +202,14 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     w.published = w.core.load();
     if (w.core.hasWork()) startPass(w);
     else w.core.flush(now);
+    if (waiting.length > 0) waiting.drain((item) => place(item.request));
   }
-  return { records: [...records.values()], virtualMs: now, steps, decisions };
+  return {
+    records: [...records.values()],
+    virtualMs: now,
+    steps,
+    decisions,
+    routerHitRate: promptBlocks > 0 ? overlapBlocks / promptBlocks : 0,
+    queueRejected,
+  };
 }

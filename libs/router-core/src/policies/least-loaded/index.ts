@@ -2,18 +2,20 @@
 // blocks, queued requests) plus what this router has sent it since that is not yet
 // prefilled. Ties go to a random one of the tied workers, so bursts spread out.
 import type { PolicyFactory, RoutingPolicy, WorkerView } from '../../types.js';
+import { numberParam, rejectUnknownParams } from '../params.js';
+import { lowest, pickAtRandom } from '../pick.js';
 
 export interface LeastLoadedParams {
   /** Weight of a waiting request, in blocks (default 8). */
   waitingWeight: number;
 }
 
-function compile(params: Record<string, unknown>): LeastLoadedParams {
-  const waitingWeight = params.waitingWeight ?? 8;
-  if (typeof waitingWeight !== 'number' || !(waitingWeight >= 0)) {
-    throw new Error(`least-loaded: waitingWeight must be a number >= 0, got ${JSON.stringify(waitingWeight)}`);
-  }
-  return { waitingWeight };
+export const LEAST_LOADED_DEFAULTS: LeastLoadedParams = { waitingWeight: 8 };
+
+/** Validates least-loaded's parameters (`waitingWeight` >= 0, default 8); `policy` names the caller in errors. */
+export function compileLeastLoadedParams(raw: Record<string, unknown>, policy = 'least-loaded'): LeastLoadedParams {
+  rejectUnknownParams(policy, raw, ['waitingWeight']);
+  return { waitingWeight: numberParam(policy, raw, 'waitingWeight', LEAST_LOADED_DEFAULTS.waitingWeight, { min: 0 }) };
 }
 
 /** Estimated load of a worker, in KV blocks. */
@@ -28,20 +30,16 @@ export function loadScore(w: WorkerView, p: LeastLoadedParams): number {
 export const leastLoaded = {
   id: 'least-loaded',
   create(raw, env): RoutingPolicy {
-    const params = compile(raw);
+    const params = compileLeastLoadedParams(raw);
     return {
       id: 'least-loaded',
       choose(candidates) {
-        let best: WorkerView[] = [];
-        let bestScore = Infinity;
-        for (const w of candidates) {
-          const s = loadScore(w, params);
-          if (s < bestScore - 1e-9) {
-            bestScore = s;
-            best = [w];
-          } else if (Math.abs(s - bestScore) <= 1e-9) best.push(w);
-        }
-        return { worker: best[Math.floor(env.random() * best.length)]!, overlapBlocks: 0 };
+        return {
+          worker: pickAtRandom(
+            lowest(candidates, (w) => loadScore(w, params)),
+            env.random,
+          ),
+        };
       },
     };
   },

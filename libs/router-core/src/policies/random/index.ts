@@ -1,13 +1,16 @@
 // random: a uniformly random worker. A second baseline, immune to ordering effects.
 import type { PolicyFactory, RoutingPolicy } from '../../types.js';
+import { rejectUnknownParams } from '../params.js';
+import { pickAtRandom } from '../pick.js';
 
 export const randomPolicy = {
   id: 'random',
-  create(_params, env): RoutingPolicy {
+  create(params, env): RoutingPolicy {
+    rejectUnknownParams('random', params, []);
     return {
       id: 'random',
       choose(candidates) {
-        return { worker: candidates[Math.floor(env.random() * candidates.length)]!, overlapBlocks: 0 };
+        return { worker: pickAtRandom(candidates, env.random) };
       },
     };
   },

@@ -1,0 +1,626 @@
+// KvIndexer: each semantic rule on its own (schemes, orphans, tiers, clearing, worker slots
+// past one and two bitset words, table growth), then property tests against a naive
+// reference index of Maps and Sets of bigint, compared after every operation.
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { BlockRemoved, BlockStored, KvEvent, KvMedium } from '../events.js';
+import { KV_MEDIUMS } from '../events.js';
+import {
+  computeBlockHashes,
+  computeSequenceHashes,
+  hashSalt,
+  hashesFromLimbs,
+  limbsFromHashes,
+  sequenceHashLimbs,
+} from '../hashing.js';
+import { KvIndexer } from './kv-indexer.js';
+import type { IndexerCounters, KvHashScheme, OverlapScores, WorkerOverlap } from './types.js';
+
+const MASK64 = (1n << 64n) - 1n;
+const range = (start: number, count: number): number[] => Array.from({ length: count }, (_, i) => start + i);
+
+function stored(blockHashes: bigint[], options: Partial<BlockStored> = {}): BlockStored {
+  return {
+    type: 'BlockStored',
+    blockHashes,
+    parentBlockHash: null,
+    tokenIds: [],
+    blockSize: 4,
+    loraName: null,
+    medium: 'device',
+    ...options,
+  };
+}
+
+function removed(blockHashes: bigint[], medium: KvMedium = 'device'): BlockRemoved {
+  return { type: 'BlockRemoved', blockHashes, medium };
+}
+
+/** Sorted, for comparing: findMatches promises no order. */
+function sorted(scores: OverlapScores): WorkerOverlap[] {
+  return [...scores.workers].sort((a, b) => a.instanceId.localeCompare(b.instanceId) || a.dpRank - b.dpRank);
+}
+
+function overlap(instanceId: string, depth: number, tiers: Partial<WorkerOverlap['tiers']> = {}, dpRank = 0) {
+  const full = { device: 0, host: 0, disk: 0, remote: 0, ...tiers };
+  if (Object.keys(tiers).length === 0) full.device = depth;
+  return { instanceId, dpRank, depth, tiers: full };
+}
+
+/** Our sequence hashes of `tokens` in blocks of `blockSize`. */
+const ours = (tokens: number[], blockSize = 4, salt?: bigint): bigint[] =>
+  computeSequenceHashes(computeBlockHashes(tokens, blockSize, salt));
+
+describe('KvIndexer: armature scheme', () => {
+  it('keys on event hashes as they are and matches the longest held prefix', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w1', 'armature');
+    index.setHashScheme('w2', 'armature');
+    const chain = ours(range(0, 40));
+    expect(index.applyEvent('w1', 0, stored(chain.slice(0, 6)))).toBe(true);
+    expect(index.applyEvent('w2', 0, stored(chain.slice(0, 3)))).toBe(true);
+    const query = limbsFromHashes(chain);
+    expect(sorted(index.findMatches(query))).toEqual([overlap('w1', 6), overlap('w2', 3)]);
+    expect(index.findMatches(query).queryBlocks).toBe(10);
+    expect(sorted(index.findMatches(query, 2))).toEqual([overlap('w1', 2), overlap('w2', 2)]);
+    expect(index.findMatches(limbsFromHashes([123n, ...chain])).workers).toEqual([]);
+    expect(index.findMatches(new Uint32Array(0)).workers).toEqual([]);
+    expect(index.nodeCount).toBe(6);
+    expect(index.blocksOf('w1')).toBe(6);
+    expect(index.counters).toMatchObject({ eventsApplied: 2, blocksStored: 9 });
+  });
+
+  it('stops a worker at its first missing block even when it holds later ones', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    const chain = ours(range(0, 40));
+    index.applyEvent('w', 0, stored([chain[0]!, chain[1]!, chain[3]!, chain[4]!]));
+    expect(sorted(index.findMatches(limbsFromHashes(chain)))).toEqual([overlap('w', 2)]);
+  });
+
+  it('ignores the parent and token ids', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    expect(index.applyEvent('w', 0, stored([5n, 6n], { parentBlockHash: 999n, tokenIds: [], blockSize: 0 }))).toBe(true);
+    expect(index.findMatches(limbsFromHashes([5n, 6n])).workers[0]!.depth).toBe(2);
+  });
+
+  it('rejects an unknown scheme name', () => {
+    expect(() => new KvIndexer().setHashScheme('w', 'vllm' as KvHashScheme)).toThrow(RangeError);
+  });
+
+  it('reads the rank from the batch, null meaning 0', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    index.applyBatch('w', { ts: 0, dpRank: null, events: [stored([1n, 2n])] });
+    index.applyBatch('w', { ts: 0, dpRank: 3, events: [stored([1n]), stored([9n])] });
+    expect(sorted(index.findMatches(limbsFromHashes([1n, 2n])))).toEqual([overlap('w', 2), overlap('w', 1, {}, 3)]);
+    expect(index.blocksOf('w', 0)).toBe(2);
+    expect(index.blocksOf('w', 3)).toBe(2);
+    expect(index.blocksOf('w')).toBe(4);
+    expect(index.workers()).toEqual([
+      { instanceId: 'w', dpRank: 0 },
+      { instanceId: 'w', dpRank: 3 },
+    ]);
+  });
+});
+
+describe('KvIndexer: opaque scheme', () => {
+  const tokens = range(100, 4 * 8);
+  const chain = ours(tokens);
+
+  it('is the default, recomputing our hashes from token ids and chaining through the parent', () => {
+    const index = new KvIndexer();
+    expect(index.hashScheme('vllm')).toBe('opaque');
+    expect(index.applyEvent('vllm', 0, stored([11n, 12n, 13n], { tokenIds: tokens.slice(0, 12) }))).toBe(true);
+    const second = stored([14n, 15n], { parentBlockHash: 13n, tokenIds: [...tokens.slice(12, 20), 1, 2, 3] });
+    expect(index.applyEvent('vllm', 0, second)).toBe(true);
+    expect(sorted(index.findMatches(sequenceHashLimbs(tokens, 4)))).toEqual([overlap('vllm', 5)]);
+    expect(hashesFromLimbs(sequenceHashLimbs(tokens, 4))).toEqual(chain);
+    expect(index.nodeCount).toBe(5);
+  });
+
+  it('skips and counts an event whose parent the worker does not hold', () => {
+    const index = new KvIndexer();
+    index.applyEvent('vllm', 0, stored([11n], { tokenIds: tokens.slice(0, 4) }));
+    const orphan = stored([12n], { parentBlockHash: 99n, tokenIds: tokens.slice(4, 8) });
+    expect(index.applyEvent('vllm', 0, orphan)).toBe(false);
+    expect(index.applyEvent('other', 0, stored([12n], { parentBlockHash: 11n, tokenIds: tokens.slice(4, 8) }))).toBe(
+      false,
+    );
+    expect(index.counters).toMatchObject({ orphanEvents: 2, eventsApplied: 1, blocksStored: 1 });
+    expect(index.nodeCount).toBe(1);
+    expect(index.workers()).toEqual([{ instanceId: 'vllm', dpRank: 0 }]);
+  });
+
+  it('skips and counts malformed events', () => {
+    const index = new KvIndexer();
+    expect(index.applyEvent('vllm', 0, stored([1n, 2n], { tokenIds: tokens.slice(0, 7) }))).toBe(false);
+    expect(index.applyEvent('vllm', 0, stored([1n], { tokenIds: tokens.slice(0, 4), blockSize: 0 }))).toBe(false);
+    expect(index.applyEvent('vllm', -1, stored([1n], { tokenIds: tokens.slice(0, 4) }))).toBe(false);
+    expect(index.applyEvent('vllm', 0, stored([1n], { tokenIds: tokens, medium: 'tape' as KvMedium }))).toBe(false);
+    expect(index.counters.malformedEvents).toBe(4);
+    expect(index.nodeCount).toBe(0);
+  });
+
+  it('salts with the LoRA name', () => {
+    const index = new KvIndexer();
+    index.applyEvent('vllm', 0, stored([1n, 2n], { tokenIds: tokens.slice(0, 8), loraName: 'sql' }));
+    expect(index.findMatches(sequenceHashLimbs(tokens, 4)).workers).toEqual([]);
+    const salted = sequenceHashLimbs(tokens, 4, hashSalt({ loraName: 'sql' }));
+    expect(sorted(index.findMatches(salted))).toEqual([overlap('vllm', 2)]);
+    index.applyEvent('vllm', 0, stored([3n], { tokenIds: tokens.slice(0, 4), loraName: '' }));
+    expect(sorted(index.findMatches(sequenceHashLimbs(tokens, 4)))).toEqual([overlap('vllm', 1)]);
+  });
+
+  it('translates removals, counts unknown ones and forgets a hash once no tier holds it', () => {
+    const index = new KvIndexer();
+    index.applyEvent('vllm', 0, stored([11n, 12n], { tokenIds: tokens.slice(0, 8) }));
+    index.applyEvent('vllm', 0, stored([12n], { parentBlockHash: 11n, tokenIds: tokens.slice(4, 8), medium: 'host' }));
+    index.applyEvent('vllm', 0, removed([12n, 77n]));
+    expect(index.counters).toMatchObject({ unknownRemovals: 1, blocksRemoved: 1 });
+    expect(sorted(index.findMatches(sequenceHashLimbs(tokens, 4)))).toEqual([
+      overlap('vllm', 2, { device: 1, host: 1 }),
+    ]);
+    index.applyEvent('vllm', 0, removed([12n], 'host'));
+    expect(index.blocksOf('vllm')).toBe(1);
+    // 12 is forgotten now: a child of it is an orphan.
+    const child = stored([13n], { parentBlockHash: 12n, tokenIds: tokens.slice(8, 12) });
+    expect(index.applyEvent('vllm', 0, child)).toBe(false);
+    index.applyEvent('vllm', 0, removed([12n], 'host'));
+    expect(index.counters.unknownRemovals).toBe(2);
+  });
+
+  it('keeps engine hash spaces apart per worker', () => {
+    const index = new KvIndexer();
+    index.applyEvent('a', 0, stored([1n], { tokenIds: tokens.slice(0, 4) }));
+    index.applyEvent('b', 0, stored([1n], { tokenIds: tokens.slice(4, 8) }));
+    index.applyEvent('a', 0, stored([2n], { parentBlockHash: 1n, tokenIds: tokens.slice(4, 8) }));
+    expect(sorted(index.findMatches(sequenceHashLimbs(tokens, 4)))).toEqual([overlap('a', 2)]);
+    index.applyEvent('b', 0, removed([1n]));
+    expect(index.blocksOf('a')).toBe(2);
+    expect(index.nodeCount).toBe(2);
+  });
+
+  it('still clears a block whose engine hash was re-pointed', () => {
+    const index = new KvIndexer();
+    index.applyEvent('e', 0, stored([7n], { tokenIds: tokens.slice(0, 4) }));
+    index.applyEvent('e', 0, stored([7n], { tokenIds: tokens.slice(4, 8) }));
+    expect(index.blocksOf('e')).toBe(2);
+    index.applyEvent('e', 0, { type: 'AllBlocksCleared' });
+    expect(index.blocksOf('e')).toBe(0);
+    expect(index.nodeCount).toBe(0);
+  });
+});
+
+describe('KvIndexer: tiers', () => {
+  const chain = ours(range(0, 40));
+
+  it('credits a block held only in host after device eviction to host, and walks through it', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    index.applyEvent('w', 0, stored(chain.slice(0, 4)));
+    index.applyEvent('w', 0, stored(chain.slice(1, 2), { medium: 'host' }));
+    index.applyEvent('w', 0, removed(chain.slice(1, 2)));
+    expect(sorted(index.findMatches(limbsFromHashes(chain)))).toEqual([overlap('w', 4, { device: 3, host: 1 })]);
+  });
+
+  it('credits each block to the fastest tier holding it', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    index.setHashScheme('v', 'armature');
+    index.applyEvent('w', 0, stored(chain.slice(0, 1), { medium: 'remote' }));
+    index.applyEvent('w', 0, stored(chain.slice(0, 2), { medium: 'disk' }));
+    index.applyEvent('w', 0, stored(chain.slice(0, 3), { medium: 'host' }));
+    index.applyEvent('w', 0, stored(chain.slice(3, 4), { medium: 'remote' }));
+    index.applyEvent('w', 0, stored(chain.slice(0, 1)));
+    index.applyEvent('v', 0, stored(chain.slice(0, 5), { medium: 'disk' }));
+    expect(sorted(index.findMatches(limbsFromHashes(chain)))).toEqual([
+      overlap('v', 5, { disk: 5 }),
+      overlap('w', 4, { device: 1, host: 2, remote: 1 }),
+    ]);
+    expect(index.blocksOf('w')).toBe(4);
+    // Credits are per call: a second walk gives the same answer.
+    expect(sorted(index.findMatches(limbsFromHashes(chain)))[1]).toEqual(overlap('w', 4, { device: 1, host: 2, remote: 1 }));
+    index.applyEvent('w', 0, removed(chain.slice(0, 3), 'host'));
+    expect(sorted(index.findMatches(limbsFromHashes(chain)))[1]).toEqual(overlap('w', 2, { device: 1, disk: 1 }));
+  });
+});
+
+describe('KvIndexer: clearing and removing workers', () => {
+  const chain = ours(range(0, 40));
+
+  it('clears one rank, all ranks, or on AllBlocksCleared', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    for (const rank of [0, 1, 2]) index.applyEvent('w', rank, stored(chain.slice(0, 3 + rank)));
+    index.applyEvent('w', 1, { type: 'AllBlocksCleared' });
+    expect(index.blocksOf('w')).toBe(3 + 5);
+    index.clearWorker('w', 0);
+    expect(sorted(index.findMatches(limbsFromHashes(chain)))).toEqual([overlap('w', 5, {}, 2)]);
+    index.applyEvent('w', 0, stored(chain.slice(0, 1), { medium: 'host' }));
+    index.clearWorker('w');
+    expect(index.blocksOf('w')).toBe(0);
+    expect(index.nodeCount).toBe(0);
+    expect(index.workers()).toHaveLength(3);
+    index.clearWorker('nobody');
+    index.applyEvent('nobody', 0, { type: 'AllBlocksCleared' });
+    expect(index.counters.eventsApplied).toBe(6);
+  });
+
+  it('frees the slots of a removed instance for reuse and forgets its scheme', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('old', 'armature');
+    index.applyEvent('old', 0, stored(chain.slice(0, 4)));
+    index.applyEvent('old', 1, stored(chain.slice(0, 2), { medium: 'host' }));
+    index.setHashScheme('keep', 'armature');
+    index.applyEvent('keep', 0, stored(chain.slice(0, 1)));
+    index.removeWorker('old');
+    expect(index.hashScheme('old')).toBe('opaque');
+    expect(index.blocksOf('old')).toBe(0);
+    expect(index.nodeCount).toBe(1);
+    index.setHashScheme('new', 'armature');
+    index.applyEvent('new', 0, stored(chain.slice(0, 3)));
+    expect(sorted(index.findMatches(limbsFromHashes(chain)))).toEqual([overlap('keep', 1), overlap('new', 3)]);
+    expect(index.workers().map((w) => w.instanceId).sort()).toEqual(['keep', 'new']);
+    index.removeWorker('nobody');
+  });
+
+  it('counts removals for a worker it has never seen as unknown', () => {
+    const index = new KvIndexer();
+    expect(index.applyEvent('ghost', 0, removed([1n, 2n]))).toBe(true);
+    expect(index.counters).toMatchObject({ unknownRemovals: 2, eventsApplied: 1 });
+    expect(index.workers()).toEqual([]);
+  });
+});
+
+describe('KvIndexer: growth', () => {
+  it('grows worker slots past 32 and 64 workers, keeping every bit', () => {
+    const index = new KvIndexer();
+    const chain = ours(range(0, 4 * 100));
+    const workerCount = 100;
+    for (let w = 0; w < workerCount; w++) {
+      index.setHashScheme(`w${w}`, 'armature');
+      // Worker w holds the first (w % 40) + 1 blocks, the odd ones also on host.
+      index.applyEvent(`w${w}`, 0, stored(chain.slice(0, (w % 40) + 1)));
+      if (w % 2 === 1) index.applyEvent(`w${w}`, 0, stored(chain.slice(0, 2), { medium: 'host' }));
+      if (w === 31 || w === 63 || w === 99) {
+        const scores = index.findMatches(limbsFromHashes(chain));
+        expect(scores.workers).toHaveLength(w + 1);
+        for (const match of scores.workers) expect(match.depth).toBe((Number(match.instanceId.slice(1)) % 40) + 1);
+      }
+    }
+    for (let w = 0; w < workerCount; w += 3) index.removeWorker(`w${w}`);
+    for (let w = 0; w < 10; w++) {
+      index.setHashScheme(`late${w}`, 'armature');
+      index.applyEvent(`late${w}`, 0, stored(chain.slice(0, 50)));
+    }
+    const depths = new Map(index.findMatches(limbsFromHashes(chain)).workers.map((m) => [m.instanceId, m.depth]));
+    expect(depths.size).toBe(workerCount - 34 + 10);
+    expect(depths.get('w1')).toBe(2);
+    expect(depths.get('w3')).toBeUndefined();
+    expect(depths.get('w98')).toBe(19);
+    expect(depths.get('late9')).toBe(50);
+  });
+
+  it('grows and shrinks the node table', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    const hashes = Array.from({ length: 20_000 }, (_, i) => (BigInt(i + 1) * 0x9e3779b97f4a7c15n) & MASK64);
+    for (let i = 0; i < hashes.length; i += 100) index.applyEvent('w', 0, stored(hashes.slice(i, i + 100)));
+    expect(index.nodeCount).toBe(20_000);
+    expect(index.findMatches(limbsFromHashes(hashes)).workers[0]!.depth).toBe(20_000);
+    index.applyEvent('w', 0, removed(hashes.filter((_, i) => i % 2 === 1)));
+    expect(index.nodeCount).toBe(10_000);
+    expect(index.findMatches(limbsFromHashes(hashes)).workers[0]!.depth).toBe(1);
+    const evens = hashes.filter((_, i) => i % 2 === 0);
+    expect(index.findMatches(limbsFromHashes(evens)).workers[0]!.depth).toBe(10_000);
+    index.applyEvent('w', 0, removed(evens));
+    expect(index.nodeCount).toBe(0);
+    expect(index.blocksOf('w')).toBe(0);
+  });
+
+  it('checks blockCount', () => {
+    expect(() => new KvIndexer().findMatches(new Uint32Array(4), 3)).toThrow(RangeError);
+  });
+});
+
+// ---- Property tests against a naive reference ------------------------------------------
+
+interface RefWorker {
+  instanceId: string;
+  dpRank: number;
+  tiers: Map<KvMedium, Set<bigint>>;
+  map: Map<bigint, bigint>;
+}
+
+const chainStep = (parent: bigint, local: bigint): bigint => computeSequenceHashes([parent, local])[1]!;
+
+/** The indexer's rules written as plainly as possible. */
+class ReferenceIndex {
+  readonly schemes = new Map<string, KvHashScheme>();
+  readonly byKey = new Map<string, RefWorker>();
+  readonly counters: IndexerCounters = {
+    eventsApplied: 0,
+    blocksStored: 0,
+    blocksRemoved: 0,
+    orphanEvents: 0,
+    malformedEvents: 0,
+    unknownRemovals: 0,
+  };
+
+  private worker(instanceId: string, dpRank: number): RefWorker {
+    const key = `${instanceId}/${dpRank}`;
+    let worker = this.byKey.get(key);
+    if (!worker) {
+      worker = { instanceId, dpRank, tiers: new Map(KV_MEDIUMS.map((m) => [m, new Set()])), map: new Map() };
+      this.byKey.set(key, worker);
+    }
+    return worker;
+  }
+
+  private holds(worker: RefWorker, hash: bigint): boolean {
+    return KV_MEDIUMS.some((medium) => worker.tiers.get(medium)!.has(hash));
+  }
+
+  applyEvent(instanceId: string, dpRank: number, event: KvEvent): boolean {
+    const existing = this.byKey.get(`${instanceId}/${dpRank}`);
+    const scheme = this.schemes.get(instanceId) ?? 'opaque';
+    if (event.type === 'AllBlocksCleared') {
+      if (existing) this.clear(existing);
+    } else if (event.type === 'BlockRemoved') {
+      if (!existing) {
+        this.counters.unknownRemovals += event.blockHashes.length;
+      } else {
+        for (const hash of event.blockHashes) {
+          if (!existing.map.has(hash)) {
+            this.counters.unknownRemovals++;
+            continue;
+          }
+          const our = scheme === 'armature' ? hash : existing.map.get(hash)!;
+          existing.tiers.get(event.medium)!.delete(our);
+          if (!this.holds(existing, our)) existing.map.delete(hash);
+          this.counters.blocksRemoved++;
+        }
+      }
+    } else if (scheme === 'armature') {
+      const worker = this.worker(instanceId, dpRank);
+      for (const hash of event.blockHashes) {
+        worker.tiers.get(event.medium)!.add(hash);
+        worker.map.set(hash, hash);
+      }
+      this.counters.blocksStored += event.blockHashes.length;
+    } else {
+      const { blockSize, tokenIds, blockHashes } = event;
+      if (!(Number.isSafeInteger(blockSize) && blockSize >= 1) || tokenIds.length < blockHashes.length * blockSize) {
+        this.counters.malformedEvents++;
+        return false;
+      }
+      let parent: bigint | undefined;
+      if (event.parentBlockHash !== null) {
+        parent = existing?.map.get(event.parentBlockHash);
+        if (parent === undefined) {
+          this.counters.orphanEvents++;
+          return false;
+        }
+      }
+      const worker = this.worker(instanceId, dpRank);
+      const salt = event.loraName ? hashSalt({ loraName: event.loraName }) : undefined;
+      const locals = computeBlockHashes(tokenIds.slice(0, blockHashes.length * blockSize), blockSize, salt);
+      blockHashes.forEach((hash, i) => {
+        const our = parent === undefined ? locals[i]! : chainStep(parent, locals[i]!);
+        worker.tiers.get(event.medium)!.add(our);
+        worker.map.set(hash, our);
+        parent = our;
+      });
+      this.counters.blocksStored += blockHashes.length;
+    }
+    this.counters.eventsApplied++;
+    return true;
+  }
+
+  clear(worker: RefWorker): void {
+    for (const set of worker.tiers.values()) set.clear();
+    worker.map.clear();
+  }
+
+  clearWorker(instanceId: string, dpRank?: number): void {
+    for (const worker of this.byKey.values()) {
+      if (worker.instanceId === instanceId && (dpRank === undefined || worker.dpRank === dpRank)) this.clear(worker);
+    }
+  }
+
+  removeWorker(instanceId: string): void {
+    for (const [key, worker] of this.byKey) if (worker.instanceId === instanceId) this.byKey.delete(key);
+    this.schemes.delete(instanceId);
+  }
+
+  blocksOf(instanceId: string, dpRank?: number): number {
+    let held = 0;
+    for (const worker of this.byKey.values()) {
+      if (worker.instanceId !== instanceId || (dpRank !== undefined && worker.dpRank !== dpRank)) continue;
+      held += new Set(KV_MEDIUMS.flatMap((m) => [...worker.tiers.get(m)!])).size;
+    }
+    return held;
+  }
+
+  get nodeCount(): number {
+    const all = new Set<bigint>();
+    for (const worker of this.byKey.values()) for (const set of worker.tiers.values()) for (const h of set) all.add(h);
+    return all.size;
+  }
+
+  findMatches(query: bigint[]): WorkerOverlap[] {
+    const matches: WorkerOverlap[] = [];
+    for (const worker of this.byKey.values()) {
+      const tiers = { device: 0, host: 0, disk: 0, remote: 0 };
+      let depth = 0;
+      for (const hash of query) {
+        const medium = KV_MEDIUMS.find((m) => worker.tiers.get(m)!.has(hash));
+        if (!medium) break;
+        tiers[medium]++;
+        depth++;
+      }
+      if (depth > 0) matches.push({ instanceId: worker.instanceId, dpRank: worker.dpRank, depth, tiers });
+    }
+    return matches.sort((a, b) => a.instanceId.localeCompare(b.instanceId) || a.dpRank - b.dpRank);
+  }
+}
+
+// Engines: 'a' and 'd' publish our hashes; 'b' and 'c' publish their own, 'c' from a space of
+// eight values, so its engine hashes collide and get re-pointed all the time.
+const ENGINES = [
+  { instanceId: 'a', ours: true, ranks: 2 },
+  { instanceId: 'b', ours: false, ranks: 2 },
+  { instanceId: 'c', ours: false, ranks: 1 },
+  { instanceId: 'd', ours: true, ranks: 1 },
+];
+const WORKERS = ENGINES.flatMap((engine) => range(0, engine.ranks).map((dpRank) => ({ engine, dpRank })));
+const BLOCK = 2;
+
+function engineHash(instanceId: string, our: bigint, lora: boolean): bigint {
+  let hash = (our ^ BigInt(instanceId.charCodeAt(0)) ^ (lora ? 0xabcdefn : 0n)) & MASK64;
+  hash = (hash * 0x9e3779b97f4a7c15n) & MASK64;
+  return instanceId === 'c' ? hash & 7n : hash;
+}
+
+const medium = fc.constantFrom<KvMedium>('device', 'device', 'host', 'disk', 'remote');
+const query = fc.record({ path: fc.nat(), length: fc.nat(), tail: fc.boolean() });
+const operation = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      kind: fc.constant('store' as const),
+      worker: fc.nat(),
+      path: fc.nat(),
+      cut: fc.nat(),
+      fresh: fc.array(fc.integer({ min: 0, max: 5 }), { maxLength: 3 * BLOCK }),
+      start: fc.nat(),
+      medium,
+      lora: fc.integer({ min: 0, max: 9 }).map((n) => n === 0),
+      truncate: fc.integer({ min: 0, max: 19 }).map((n) => n === 0),
+      batch: fc.boolean(),
+    }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      kind: fc.constant('remove' as const),
+      worker: fc.nat(),
+      picks: fc.array(fc.nat(), { minLength: 1, maxLength: 4 }),
+      unknown: fc.boolean(),
+      medium,
+    }),
+  },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('clear' as const), worker: fc.nat(), api: fc.boolean() }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('removeWorker' as const), engine: fc.nat() }) },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      kind: fc.constant('scheme' as const),
+      engine: fc.nat(),
+      scheme: fc.constantFrom<KvHashScheme>('armature', 'opaque'),
+    }),
+  },
+);
+const step = fc.record({ operation, queries: fc.array(query, { minLength: 1, maxLength: 3 }) });
+type Step = typeof step extends fc.Arbitrary<infer S> ? S : never;
+
+/** Runs one generated script on both indexes, comparing everything after each step. */
+function runScript(steps: Step[]): void {
+  const index = new KvIndexer();
+  const reference = new ReferenceIndex();
+  const setScheme = (instanceId: string, scheme: KvHashScheme): void => {
+    index.setHashScheme(instanceId, scheme);
+    reference.schemes.set(instanceId, scheme);
+  };
+  for (const engine of ENGINES) if (engine.ours) setScheme(engine.instanceId, 'armature');
+  // Known token paths (whole blocks) and their plain sequence hashes; a few roots to start.
+  const paths: number[][] = [range(0, 3 * BLOCK), range(50, 2 * BLOCK)];
+  const sent = new Map<string, bigint[]>();
+
+  for (const { operation: op, queries } of steps) {
+    if (op.kind === 'store') {
+      const { engine, dpRank } = WORKERS[op.worker % WORKERS.length]!;
+      const base = paths[op.path % paths.length]!;
+      const freshTokens = op.fresh.slice(0, op.fresh.length - (op.fresh.length % BLOCK));
+      const path = [...base.slice(0, BLOCK * (op.cut % (base.length / BLOCK + 1))), ...freshTokens];
+      if (freshTokens.length > 0) paths.push(path);
+      const blocks = path.length / BLOCK;
+      if (blocks === 0) continue;
+      const start = op.start % blocks;
+      const plain = ours(path, BLOCK);
+      const hashed = op.lora && !engine.ours ? ours(path, BLOCK, hashSalt({ loraName: 'lora' })) : plain;
+      const name = (i: number): bigint =>
+        engine.ours ? hashed[i]! : engineHash(engine.instanceId, plain[i]!, op.lora && !engine.ours);
+      const blockHashes = range(start, blocks - start).map(name);
+      const tokenIds = path.slice(start * BLOCK, op.truncate ? -1 : undefined);
+      const event = stored(blockHashes, {
+        parentBlockHash: start > 0 ? name(start - 1) : null,
+        tokenIds: [...tokenIds, ...(op.truncate ? [] : [9])],
+        blockSize: BLOCK,
+        loraName: op.lora && !engine.ours ? 'lora' : null,
+        medium: op.medium,
+      });
+      const key = `${engine.instanceId}/${dpRank}`;
+      sent.set(key, [...(sent.get(key) ?? []), ...blockHashes]);
+      const expected = reference.applyEvent(engine.instanceId, dpRank, event);
+      if (op.batch) index.applyBatch(engine.instanceId, { ts: 0, dpRank: dpRank === 0 ? null : dpRank, events: [event] });
+      else expect(index.applyEvent(engine.instanceId, dpRank, event)).toBe(expected);
+    } else if (op.kind === 'remove') {
+      const { engine, dpRank } = WORKERS[op.worker % WORKERS.length]!;
+      const known = sent.get(`${engine.instanceId}/${dpRank}`) ?? [];
+      const hashes = op.picks.map((pick) => (op.unknown || known.length === 0 ? BigInt(pick) + 1000n : known[pick % known.length]!));
+      const event = removed(hashes, op.medium);
+      expect(index.applyEvent(engine.instanceId, dpRank, event)).toBe(reference.applyEvent(engine.instanceId, dpRank, event));
+    } else if (op.kind === 'clear') {
+      const { engine, dpRank } = WORKERS[op.worker % WORKERS.length]!;
+      if (op.api) {
+        const rank = op.worker % 2 === 0 ? undefined : dpRank;
+        index.clearWorker(engine.instanceId, rank);
+        reference.clearWorker(engine.instanceId, rank);
+      } else {
+        const event: KvEvent = { type: 'AllBlocksCleared' };
+        expect(index.applyEvent(engine.instanceId, dpRank, event)).toBe(reference.applyEvent(engine.instanceId, dpRank, event));
+      }
+    } else if (op.kind === 'removeWorker') {
+      const { instanceId } = ENGINES[op.engine % ENGINES.length]!;
+      index.removeWorker(instanceId);
+      reference.removeWorker(instanceId);
+    } else {
+      setScheme(ENGINES[op.engine % ENGINES.length]!.instanceId, op.scheme);
+    }
+
+    expect(index.counters).toEqual(reference.counters);
+    expect(index.nodeCount).toBe(reference.nodeCount);
+    for (const { engine, dpRank } of WORKERS) {
+      expect(index.blocksOf(engine.instanceId, dpRank)).toBe(reference.blocksOf(engine.instanceId, dpRank));
+      expect(index.blocksOf(engine.instanceId)).toBe(reference.blocksOf(engine.instanceId));
+    }
+    const listed = (list: { instanceId: string; dpRank: number }[]): string[] =>
+      list.map((w) => `${w.instanceId}/${w.dpRank}`).sort();
+    expect(listed(index.workers())).toEqual(listed([...reference.byKey.values()]));
+    for (const { path: pick, length, tail } of queries) {
+      const path = paths[pick % paths.length]!;
+      const hashes = ours(path, BLOCK).slice(0, length % (path.length / BLOCK + 1));
+      if (tail) hashes.push(BigInt(length) * 0x1234567n + 1n);
+      expect(sorted(index.findMatches(limbsFromHashes(hashes)))).toEqual(reference.findMatches(hashes));
+    }
+  }
+}
+
+describe('KvIndexer: against a naive reference', () => {
+  it('agrees after every store, removal, clear, worker removal and scheme change', () => {
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 1, maxLength: 60 }), (steps) => runScript(steps)),
+      { numRuns: 300, seed: 2024 },
+    );
+  });
+
+  it('agrees on long scripts', () => {
+    fc.assert(
+      fc.property(fc.array(step, { minLength: 150, maxLength: 300 }), (steps) => runScript(steps)),
+      { numRuns: 30, seed: 99 },
+    );
+  });
+});
