@@ -3,6 +3,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadTokenizer } from '@armature/tokenizer';
+import { createPolicy, POLICY_IDS } from '@armature/router-core';
 import { loadWorkload, spreadBursts } from './datasets/index.js';
 import { runLoad } from './load/generator.js';
 import type { ScheduleSpec } from './load/schedule.js';
@@ -165,7 +166,10 @@ export async function benchCommand(argv: string[]): Promise<void> {
   await writeOutputs([results], v);
 }
 
-/** `armature replay --trace <file> --workers <n> --policy <name> --out <results.json>` */
+/**
+ * `armature replay --dataset <spec> --workers <n> --policy <id>... [--params <json>] [--busy <json>]`:
+ * `--policy` may repeat, or be `all` for every registered policy (default kv).
+ */
 export async function replayCommand(argv: string[]): Promise<void> {
   const { values: v } = parseArgs({
     args: argv,
@@ -173,6 +177,8 @@ export async function replayCommand(argv: string[]): Promise<void> {
       ...COMMON,
       workers: { type: 'string', default: '8' },
       policy: { type: 'string', multiple: true },
+      params: { type: 'string', default: '{}' },
+      busy: { type: 'string', default: '{}' },
       'engine-args': { type: 'string', default: '{}' },
       speedup: { type: 'string', default: '1' },
     },
@@ -190,7 +196,10 @@ export async function replayCommand(argv: string[]): Promise<void> {
     ...(JSON.parse(v['engine-args']) as Record<string, unknown>),
     speedup: num(v.speedup, 'speedup'),
   };
-  const policies = v.policy && v.policy.length > 0 ? v.policy : ['round-robin'];
+  const requested = v.policy && v.policy.length > 0 ? v.policy : ['kv'];
+  const policies = requested.includes('all') ? [...POLICY_IDS] : requested;
+  const policyParams = jsonObject(v.params!, 'params');
+  const busy = jsonObject(v.busy!, 'busy');
   const all: BenchResults[] = [];
   for (const policy of policies) {
     const bar = new ProgressBar(`replay ${policy}`);
@@ -198,6 +207,9 @@ export async function replayCommand(argv: string[]): Promise<void> {
     const sim = simulate(requests, {
       workers: num(v.workers, 'workers'),
       policy,
+      // Parameters apply to the policies that take them; the others run with defaults.
+      policyParams: requested.includes('all') && policies.length > 1 ? paramsFor(policy, policyParams) : policyParams,
+      busy,
       mocker,
       onProgress: (done, total, virtualMs) =>
         bar.update({ done, total, note: `virtual ${(virtualMs / 1000).toFixed(0)} s` }),
@@ -214,14 +226,41 @@ export async function replayCommand(argv: string[]): Promise<void> {
         policy,
         mocker,
         timeScale,
+        policyParams,
+        busy,
         wall_s: (performance.now() - started) / 1000,
         passes: sim.steps,
+        router_hit_rate: sim.routerHitRate,
+        queue_rejected: sim.queueRejected,
       },
     });
     printSummary(results);
     all.push(results);
   }
   await writeOutputs(all, v);
+}
+
+function jsonObject(text: string, name: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    throw new Error(`--${name} must be a JSON object, got ${text}`);
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new Error(`--${name} must be a JSON object, got ${text}`);
+  }
+  return value as Record<string, unknown>;
+}
+
+/** The given parameters if `policy` accepts them all, else none (for `--policy all`). */
+function paramsFor(policy: string, params: Record<string, unknown>): Record<string, unknown> {
+  try {
+    createPolicy(policy, params);
+    return params;
+  } catch {
+    return {};
+  }
 }
 
 /** Mocker settings for replays of long-prompt traces (Dynamo's mocker defaults). */

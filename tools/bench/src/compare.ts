@@ -1,7 +1,9 @@
 // Routing policies side by side on one trace, live and offline, in one run:
 //
 //   npm run bench:policies -- --trace <mooncake.jsonl> --limit 1000 --workers 8 \
-//     --policies round-robin,least-loaded --time-scale 0.25 --out-dir docs/benchmarks/x
+//     --policies round-robin,kv --time-scale 0.25 --out-dir docs/benchmarks/x
+//
+// (--policies defaults to every registered policy.)
 //
 // For each policy: a fresh local cluster (n mocker workers, a router, a frontend) replays
 // the slice live through the frontend; then the offline simulator replays it in virtual
@@ -9,6 +11,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
+import { POLICY_IDS } from '@armature/router-core';
 import { loadTokenizer } from '@armature/tokenizer';
 import { replayMockerDefaults } from './commands.js';
 import { findTrace, loadWorkload, spreadBursts } from './datasets/index.js';
@@ -26,7 +29,7 @@ const { values: v } = parseArgs({
     limit: { type: 'string', default: '1000' },
     'offline-limit': { type: 'string' },
     workers: { type: 'string', default: '8' },
-    policies: { type: 'string', default: 'round-robin,least-loaded' },
+    policies: { type: 'string', default: POLICY_IDS.join(',') },
     'time-scale': { type: 'string', default: '1' },
     speedup: { type: 'string', default: '1' },
     'slo-ttft-ms': { type: 'string', default: '2000' },
@@ -110,7 +113,13 @@ async function main(): Promise<void> {
           label: `offline ${policy} (${name})`,
           mode: 'replay',
           slo,
-          config: { ...config, policy, requests: requests.length, wall_s: (performance.now() - started) / 1000 },
+          config: {
+            ...config,
+            policy,
+            requests: requests.length,
+            wall_s: (performance.now() - started) / 1000,
+            router_hit_rate: sim.routerHitRate,
+          },
         }),
       );
     }
@@ -130,6 +139,22 @@ async function main(): Promise<void> {
     process.stdout.write(
       `${r.label.padEnd(48)} TTFT mean ${r.ttft_ms.mean.toFixed(0).padStart(6)} p50 ${r.ttft_ms.p50.toFixed(0).padStart(6)} p99 ${r.ttft_ms.p99.toFixed(0).padStart(6)} ms | ITL mean ${r.itl_ms.mean.toFixed(1)} ms | ${r.output_tokens_per_s.toFixed(0)} tok/s | goodput ${r.goodput_rps.toFixed(2)} req/s | KV hit ${((r.kv_hit_rate ?? 0) * 100).toFixed(1)}%\n`,
     );
+  }
+  printRatios(runs);
+}
+
+/** Each run against round-robin of the same group (live, or one offline set), printed as ratios. */
+function printRatios(runs: BenchResults[]): void {
+  const groupOf = (r: BenchResults): string => r.label.replace(/^(live|offline) \S+ /, '$1 ');
+  for (const base of runs.filter((r) => r.label.split(' ')[1] === 'round-robin')) {
+    const group = groupOf(base);
+    process.stdout.write(`\nagainst round-robin, ${group}:\n`);
+    for (const r of runs.filter((x) => groupOf(x) === group)) {
+      const ratio = (a: number, b: number): string => (b > 0 ? `${(a / b).toFixed(2)}x` : 'n/a');
+      process.stdout.write(
+        `  ${r.label.split(' ')[1]!.padEnd(18)} mean TTFT ${ratio(r.ttft_ms.mean, base.ttft_ms.mean)}  p99 TTFT ${ratio(r.ttft_ms.p99, base.ttft_ms.p99)}  KV hit ${ratio(r.kv_hit_rate ?? 0, base.kv_hit_rate ?? 0)}  goodput ${ratio(r.goodput_rps, base.goodput_rps)}\n`,
+      );
+    }
   }
 }
 

@@ -142,6 +142,31 @@ describe('MockerEngine', () => {
     setLogLevel('info');
   });
 
+  it('publishes opaque hashes that an indexer recomputes, or no events at all', async () => {
+    const prompt = range(7, 48);
+    const ours = computeSequenceHashes(computeBlockHashes(prompt, 16));
+    const opaque = engine({ kvEvents: 'opaque' });
+    const silent = engine({ kvEvents: 'none' });
+    expect(opaque.card.kvEvents).toBe('opaque');
+    expect(silent.card.kvEvents).toBe('none');
+    const heard: KvEventBatch[] = [];
+    opaque.onKvEvents((b) => heard.push(b));
+    silent.onKvEvents((b) => heard.push(b));
+    await collect(opaque.generate(request('a', prompt, 1), new AbortController().signal));
+    await collect(silent.generate(request('b', prompt, 1), new AbortController().signal));
+    const stored = heard.flatMap((b) => b.events).filter((ev) => ev.type === 'BlockStored');
+    expect(stored.length).toBeGreaterThan(0);
+    const hashes = stored.flatMap((ev) => ev.blockHashes);
+    expect(hashes).toHaveLength(ours.length);
+    for (const h of hashes) expect(ours).not.toContain(h); // only the silent engine's would match, and it said nothing
+    // Parents are scrambled consistently: each stored run's parent is the previous block's engine hash.
+    for (let i = 1; i < stored.length; i++) expect(stored[i]!.parentBlockHash).toBe(stored[i - 1]!.blockHashes.at(-1));
+    expect(stored.flatMap((ev) => ev.tokenIds)).toEqual(prompt);
+    expect(silent.kvSnapshot()).toEqual([]);
+    expect(opaque.kvSnapshot().flatMap((ev) => (ev.type === 'BlockStored' ? ev.blockHashes : []))).toEqual(hashes);
+    expect(() => createMockerEngine({ kvEvents: 'sometimes' as never })).toThrow(/kvEvents/);
+  });
+
   it('runs at the perf model pace, divided by speedup', async () => {
     // Prefill of 16 tokens ~16.7 ms plus 4 decode passes of ~5.7 ms: ~40 ms in real time.
     const slow = engine({ speedup: 1 });
