@@ -3,6 +3,7 @@
 // Kubernetes manifests. Parsing compiles raw YAML into validated, fully populated options.
 import { readFile } from 'node:fs/promises';
 import { parse } from 'yaml';
+import type { ApproxIndexerOptions } from '@armature/kv';
 import {
   createPolicy,
   KvRouter,
@@ -108,7 +109,7 @@ function compileRouter(raw: Raw, where: string): Record<string, string> {
   const approximate = field(raw, 'approximate', where, isObject, 'a mapping {ttlMs, maxBlocks, pruneFraction}', {});
   try {
     const p = createPolicy(policy, params);
-    new KvRouter({ policy: p, busy: busy as BusyThresholds });
+    new KvRouter({ policy: p, busy: busy as BusyThresholds, approximate: approximate as ApproxIndexerOptions });
     new RouterQueue(queue as RouterQueueOptions);
   } catch (err) {
     throw new GraphError(`${where}: ${(err as Error).message}`);

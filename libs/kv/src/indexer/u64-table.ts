@@ -137,12 +137,13 @@ export class U64Table {
       // The entry at `next` may fill the hole unless its home lies cyclically in (hole, next].
       const home = U64Table.home(keyLo, keyHi, shift);
       if (((next - home) & mask) >= ((next - hole) & mask)) {
-        data.copyWithin(hole * stride, at, at + stride);
+        const to = hole * stride;
+        for (let word = 0; word < stride; word++) data[to + word] = data[at + word]!;
         hole = next;
       }
       next = (next + 1) & mask;
     }
-    data.fill(0, hole * stride, hole * stride + stride);
+    for (let word = 0, to = hole * stride; word < stride; word++) data[to + word] = 0;
   }
 
   /** Whether `slot` (0..capacity) holds a key. */
@@ -195,9 +196,10 @@ export class U64Table {
       if ((lo | hi) === 0) continue;
       let slot = U64Table.home(lo, hi, shift);
       while ((data[slot * stride]! | data[slot * stride + 1]!) !== 0) slot = (slot + 1) & mask;
-      data.set(old.subarray(from, from + stride), slot * stride);
+      const to = slot * stride;
+      for (let word = 0; word < stride; word++) data[to + word] = old[from + word]!;
     }
-    data.set(old.subarray(oldCapacity * stride, (oldCapacity + 1) * stride), capacity * stride);
+    for (let word = 0; word < stride; word++) data[capacity * stride + word] = old[oldCapacity * stride + word]!;
     this.data = data;
     this.capacity = capacity;
     this.mask = mask;

@@ -1,0 +1,44 @@
+import { describe, expect, it } from 'vitest';
+import { compileGraph, GraphError, loadGraph } from './graph.js';
+
+const base = (router: Record<string, unknown>) => ({
+  model: 'm',
+  services: { frontend: {}, router, decode: { replicas: 2 } },
+});
+
+describe('graph: router settings', () => {
+  it('compiles the default graph with the kv policy', async () => {
+    const graph = await loadGraph(new URL('../../../infra/graphs/default.yaml', import.meta.url).pathname);
+    const router = graph.services.find((s) => s.kind === 'router')!;
+    expect(router.env.ARMATURE_ROUTER_POLICY).toBe('kv');
+    expect(JSON.parse(router.env.ARMATURE_ROUTER_PARAMS!)).toMatchObject({ prefillLoadScale: 1 });
+  });
+
+  it('passes policy, params, busy thresholds, queue and approximate mode to the router', () => {
+    const graph = compileGraph(
+      base({
+        policy: 'cache-aware',
+        params: { cacheThreshold: 0.5 },
+        busy: { kvUsage: 0.9, prefillTokens: 10000 },
+        queue: { capacity: 8, order: 'shortest-prompt', timeoutMs: 1000 },
+        approximate: { ttlMs: 5000 },
+      }),
+      { name: 't' },
+    );
+    const env = graph.services.find((s) => s.kind === 'router')!.env;
+    expect(env.ARMATURE_ROUTER_POLICY).toBe('cache-aware');
+    expect(JSON.parse(env.ARMATURE_ROUTER_BUSY!)).toEqual({ kvUsage: 0.9, prefillTokens: 10000 });
+    expect(JSON.parse(env.ARMATURE_ROUTER_QUEUE!)).toEqual({ capacity: 8, order: 'shortest-prompt', timeoutMs: 1000 });
+    expect(JSON.parse(env.ARMATURE_ROUTER_APPROX!)).toEqual({ ttlMs: 5000 });
+  });
+
+  it('rejects unknown policies and bad settings when the graph is read, not when the router starts', () => {
+    const bad = (router: Record<string, unknown>) => () => compileGraph(base(router), { name: 't' });
+    expect(bad({ policy: 'fastest' })).toThrow(GraphError);
+    expect(bad({ policy: 'fastest' })).toThrow(/unknown routing policy "fastest"/);
+    expect(bad({ policy: 'kv', params: { temperature: -1 } })).toThrow(/temperature/);
+    expect(bad({ busy: { kvUsage: 2 } })).toThrow(/kvUsage/);
+    expect(bad({ queue: { order: 'random' } })).toThrow(/order/);
+    expect(bad({ approximate: { ttlMs: 0 } })).toThrow(/ttlMs/);
+  });
+});
