@@ -21,10 +21,4 @@ export type { WireMedium } from './codec.js';
 export { KvIndexer } from './indexer/kv-indexer.js';
 export { ApproxKvIndexer } from './indexer/approx-indexer.js';
 export type { ApproxIndexerOptions } from './indexer/approx-indexer.js';
-export type {
-  IndexerCounters,
-  KvHashScheme,
-  OverlapScores,
-  TierOverlap,
-  WorkerOverlap,
-} from './indexer/types.js';
+export type { IndexerCounters, KvHashScheme, OverlapScores, TierOverlap, WorkerOverlap } from './indexer/types.js';

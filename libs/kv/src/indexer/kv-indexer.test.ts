@@ -81,7 +81,9 @@ describe('KvIndexer: armature scheme', () => {
   it('ignores the parent and token ids', () => {
     const index = new KvIndexer();
     index.setHashScheme('w', 'armature');
-    expect(index.applyEvent('w', 0, stored([5n, 6n], { parentBlockHash: 999n, tokenIds: [], blockSize: 0 }))).toBe(true);
+    expect(index.applyEvent('w', 0, stored([5n, 6n], { parentBlockHash: 999n, tokenIds: [], blockSize: 0 }))).toBe(
+      true,
+    );
     expect(index.findMatches(limbsFromHashes([5n, 6n])).workers[0]!.depth).toBe(2);
   });
 
@@ -141,6 +143,16 @@ describe('KvIndexer: opaque scheme', () => {
     expect(index.applyEvent('vllm', 0, stored([1n], { tokenIds: tokens, medium: 'tape' as KvMedium }))).toBe(false);
     expect(index.counters.malformedEvents).toBe(4);
     expect(index.nodeCount).toBe(0);
+  });
+
+  it('counts an event of the wrong shape as malformed instead of throwing', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('ours', 'armature');
+    const numberHash = stored([5 as unknown as bigint]);
+    expect(index.applyEvent('ours', 0, numberHash)).toBe(false);
+    expect(index.applyEvent('vllm', 0, { type: 'Bogus' } as unknown as KvEvent)).toBe(false);
+    expect(index.applyEvent('vllm', 0, { type: 'BlockRemoved' } as unknown as KvEvent)).toBe(false);
+    expect(index.counters).toMatchObject({ malformedEvents: 3, eventsApplied: 0 });
   });
 
   it('salts with the LoRA name', () => {
@@ -221,7 +233,9 @@ describe('KvIndexer: tiers', () => {
     ]);
     expect(index.blocksOf('w')).toBe(4);
     // Credits are per call: a second walk gives the same answer.
-    expect(sorted(index.findMatches(limbsFromHashes(chain)))[1]).toEqual(overlap('w', 4, { device: 1, host: 2, remote: 1 }));
+    expect(sorted(index.findMatches(limbsFromHashes(chain)))[1]).toEqual(
+      overlap('w', 4, { device: 1, host: 2, remote: 1 }),
+    );
     index.applyEvent('w', 0, removed(chain.slice(0, 3), 'host'));
     expect(sorted(index.findMatches(limbsFromHashes(chain)))[1]).toEqual(overlap('w', 2, { device: 1, disk: 1 }));
   });
@@ -262,7 +276,12 @@ describe('KvIndexer: clearing and removing workers', () => {
     index.setHashScheme('new', 'armature');
     index.applyEvent('new', 0, stored(chain.slice(0, 3)));
     expect(sorted(index.findMatches(limbsFromHashes(chain)))).toEqual([overlap('keep', 1), overlap('new', 3)]);
-    expect(index.workers().map((w) => w.instanceId).sort()).toEqual(['keep', 'new']);
+    expect(
+      index
+        .workers()
+        .map((w) => w.instanceId)
+        .sort(),
+    ).toEqual(['keep', 'new']);
     index.removeWorker('nobody');
   });
 
@@ -271,6 +290,49 @@ describe('KvIndexer: clearing and removing workers', () => {
     expect(index.applyEvent('ghost', 0, removed([1n, 2n]))).toBe(true);
     expect(index.counters).toMatchObject({ unknownRemovals: 2, eventsApplied: 1 });
     expect(index.workers()).toEqual([]);
+  });
+});
+
+describe('KvIndexer: per-worker block records', () => {
+  const chain = ours(range(0, 4 * 64));
+
+  it('keeps an armature worker exact through heavy churn (its log is compacted)', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    index.setHashScheme('other', 'armature');
+    index.applyEvent('other', 0, stored(chain.slice(0, 2)));
+    index.applyEvent('w', 0, stored(chain.slice(0, 10)));
+    for (let round = 0; round < 500; round++) {
+      index.applyEvent('w', 0, removed(chain.slice(5, 10)));
+      index.applyEvent('w', 0, stored(chain.slice(5, 10 + (round % 7))));
+      index.applyEvent('w', 0, removed(chain.slice(10, 17)));
+    }
+    expect(index.blocksOf('w')).toBe(10);
+    // Each round removes blocks 10..16 of which it stored round % 7.
+    const unknown = range(0, 500).reduce((sum, round) => sum + 7 - (round % 7), 0);
+    expect(index.counters.unknownRemovals).toBe(unknown);
+    expect(sorted(index.findMatches(limbsFromHashes(chain)))).toEqual([overlap('other', 2), overlap('w', 10)]);
+    index.clearWorker('w');
+    expect(index.nodeCount).toBe(2);
+    expect(index.blocksOf('w')).toBe(0);
+  });
+
+  it('turns an armature worker into a mapped one when an opaque event arrives', () => {
+    const tokens = range(0, 4 * 6);
+    const plain = ours(tokens);
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    index.applyEvent('w', 0, stored(plain.slice(0, 3)));
+    index.setHashScheme('w', 'opaque');
+    // Under 'opaque' the worker's own hashes still name its blocks, as parents and removals.
+    const child = stored([901n, 902n], { parentBlockHash: plain[2]!, tokenIds: tokens.slice(12, 20) });
+    expect(index.applyEvent('w', 0, child)).toBe(true);
+    expect(sorted(index.findMatches(limbsFromHashes(plain)))).toEqual([overlap('w', 5)]);
+    index.applyEvent('w', 0, removed([plain[1]!, 902n, 555n]));
+    expect(index.counters).toMatchObject({ blocksRemoved: 2, unknownRemovals: 1 });
+    expect(sorted(index.findMatches(limbsFromHashes(plain)))).toEqual([overlap('w', 1)]);
+    index.applyEvent('w', 0, { type: 'AllBlocksCleared' });
+    expect(index.nodeCount).toBe(0);
   });
 });
 
@@ -565,14 +627,19 @@ function runScript(steps: Step[]): void {
       const key = `${engine.instanceId}/${dpRank}`;
       sent.set(key, [...(sent.get(key) ?? []), ...blockHashes]);
       const expected = reference.applyEvent(engine.instanceId, dpRank, event);
-      if (op.batch) index.applyBatch(engine.instanceId, { ts: 0, dpRank: dpRank === 0 ? null : dpRank, events: [event] });
+      if (op.batch)
+        index.applyBatch(engine.instanceId, { ts: 0, dpRank: dpRank === 0 ? null : dpRank, events: [event] });
       else expect(index.applyEvent(engine.instanceId, dpRank, event)).toBe(expected);
     } else if (op.kind === 'remove') {
       const { engine, dpRank } = WORKERS[op.worker % WORKERS.length]!;
       const known = sent.get(`${engine.instanceId}/${dpRank}`) ?? [];
-      const hashes = op.picks.map((pick) => (op.unknown || known.length === 0 ? BigInt(pick) + 1000n : known[pick % known.length]!));
+      const hashes = op.picks.map((pick) =>
+        op.unknown || known.length === 0 ? BigInt(pick) + 1000n : known[pick % known.length]!,
+      );
       const event = removed(hashes, op.medium);
-      expect(index.applyEvent(engine.instanceId, dpRank, event)).toBe(reference.applyEvent(engine.instanceId, dpRank, event));
+      expect(index.applyEvent(engine.instanceId, dpRank, event)).toBe(
+        reference.applyEvent(engine.instanceId, dpRank, event),
+      );
     } else if (op.kind === 'clear') {
       const { engine, dpRank } = WORKERS[op.worker % WORKERS.length]!;
       if (op.api) {
@@ -581,7 +648,9 @@ function runScript(steps: Step[]): void {
         reference.clearWorker(engine.instanceId, rank);
       } else {
         const event: KvEvent = { type: 'AllBlocksCleared' };
-        expect(index.applyEvent(engine.instanceId, dpRank, event)).toBe(reference.applyEvent(engine.instanceId, dpRank, event));
+        expect(index.applyEvent(engine.instanceId, dpRank, event)).toBe(
+          reference.applyEvent(engine.instanceId, dpRank, event),
+        );
       }
     } else if (op.kind === 'removeWorker') {
       const { instanceId } = ENGINES[op.engine % ENGINES.length]!;

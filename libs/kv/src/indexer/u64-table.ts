@@ -11,11 +11,11 @@
 const MIN_CAPACITY = 16;
 const MAX_LOAD = 0.75;
 
-/** A u64 -> (0, 1 or 2 u32 words) table; slots are indices into `data`, stride words apart. */
+/** A u64 -> (0 or more u32 words) table; slots are indices into `data`, stride words apart. */
 export class U64Table {
   /** Slot words: slot s is data[s * stride] (lo), data[s * stride + 1] (hi), then its values. */
   data: Uint32Array;
-  /** Words per value: 0 (a set), 1 or 2. */
+  /** Words per value: 0 for a set. */
   readonly valueWords: number;
   readonly stride: number;
   /** Probed slots, a power of two; slot `capacity` holds the zero key. */
@@ -32,7 +32,7 @@ export class U64Table {
   private growAt: number;
 
   /** A table with `valueWords` (default 0) u32 value words per key and room for `expected` (default 12) keys. */
-  constructor(valueWords: 0 | 1 | 2 = 0, expected = 12) {
+  constructor(valueWords = 0, expected = 12) {
     this.valueWords = valueWords;
     this.stride = 2 + valueWords;
     let capacity = MIN_CAPACITY;
