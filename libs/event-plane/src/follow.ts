@@ -17,6 +17,8 @@ export interface FollowHooks {
   onJoin?(record: InstanceRecord): void;
   /** Called after disconnecting from a record (removed, address changed, or the follow closed). */
   onLeave?(record: InstanceRecord): void;
+  /** Called when a followed record changes but keeps its eventAddress (still the same publisher). */
+  onUpdate?(record: InstanceRecord): void;
 }
 
 /**
@@ -87,8 +89,10 @@ export function followPublishers(
         break;
       case 'updated': {
         const previous = followed.get(record.instanceId);
-        if (previous && previous.eventAddress === record.eventAddress) followed.set(record.instanceId, record);
-        else {
+        if (previous && previous.eventAddress === record.eventAddress) {
+          followed.set(record.instanceId, record);
+          call(hooks.onUpdate, record);
+        } else {
           leave(record.instanceId);
           join(record);
         }

@@ -209,13 +209,16 @@ describe('KvRouter', () => {
     expect(b.active.of(out.worker.instanceId).requests).toBe(1); // only r2, b's own
   });
 
-  it('forgets a removed worker everywhere', () => {
+  it('forgets a removed worker, leaving the precise index to its feeder', () => {
     const router = new KvRouter({ policy: createPolicy('kv') });
     store(router, 'a', tokens(0, 16));
-    router.route([candidate('a')], { requestId: 'r', model: 'm', tokenIds: tokens(0, 16) });
+    router.route([candidate('a', idle, true)], { requestId: 'r', model: 'm', tokenIds: tokens(0, 32) });
+    expect(router.predicted.blocksOf('a')).toBe(8);
     router.removeWorker('a');
-    expect(router.index.blocksOf('a')).toBe(0);
+    expect(router.predicted.blocksOf('a')).toBe(0);
     expect(router.active.of('a').requests).toBe(0);
+    expect(router.index.blocksOf('a')).toBe(4);
+    router.index.removeWorker('a');
     expect(
       router.index.findMatches(limbsFromHashes(computeSequenceHashes(computeBlockHashes(tokens(0, 16), BLOCK))))
         .workers,

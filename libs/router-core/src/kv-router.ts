@@ -263,9 +263,12 @@ export class KvRouter {
     }
   }
 
-  /** A worker left: its blocks, predictions and load are forgotten. */
+  /**
+   * A worker left: its predictions, load and policy state are forgotten. Its blocks in the
+   * precise index are not: whoever feeds the index (the router's KV feed) owns them, so a
+   * worker that leaves and returns at once is not left with an empty index.
+   */
   removeWorker(instanceId: string): void {
-    this.index.removeWorker(instanceId);
     this.predicted.removeWorker(instanceId);
     this.active.dropWorker(instanceId);
     this.policy.forgetWorker?.(instanceId);

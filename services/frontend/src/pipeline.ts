@@ -102,12 +102,16 @@ export async function* run(
   pinnedWorkerId?: string,
 ): AsyncGenerator<PipelineEvent> {
   const excluded: string[] = [];
+  // Each routing attempt has its own id at the router, so a Free of a failed attempt can
+  // never release (or race with) the load of the attempt that replaced it.
+  let routeId = p.requestId;
   try {
     for (let attempt = 0; ; attempt++) {
       ctx.throwIfCancelled();
+      routeId = attempt === 0 ? p.requestId : `${p.requestId}#${attempt}`;
       const route: RouteResponse = await upstream.route(
         {
-          requestId: p.requestId,
+          requestId: routeId,
           model: p.request.model,
           tokenIds: p.promptIds,
           pinnedWorkerId,
@@ -118,7 +122,7 @@ export async function* run(
       const target = route.decode!;
       let sentAnything = false;
       try {
-        for await (const ev of streamFromWorker(upstream, p, target.instanceId, target.grpcAddress, ctx)) {
+        for await (const ev of streamFromWorker(upstream, p, routeId, target.instanceId, target.grpcAddress, ctx)) {
           sentAnything = true;
           yield ev;
         }
@@ -128,7 +132,7 @@ export async function* run(
         if (e.cls === 'unavailable' && !sentAnything && !pinnedWorkerId && attempt < MAX_REROUTES && !ctx.cancelled) {
           log.warn('worker failed before answering; re-routing', { requestId: p.requestId, worker: target.instanceId });
           upstream.forgetWorker(target.grpcAddress);
-          upstream.notifyFree(p.requestId);
+          upstream.notifyFree(routeId);
           excluded.push(target.instanceId);
           continue;
         }
@@ -144,13 +148,14 @@ export async function* run(
       }
     }
   } finally {
-    upstream.notifyFree(p.requestId);
+    upstream.notifyFree(routeId);
   }
 }
 
 async function* streamFromWorker(
   upstream: Upstream,
   p: PreparedRequest,
+  routeId: string,
   workerId: string,
   address: string,
   ctx: RequestContext,
@@ -169,7 +174,7 @@ async function* streamFromWorker(
       const msg = raw as GenerateResponse;
       if (!started) {
         started = true;
-        upstream.notifyPrefillComplete(p.requestId);
+        upstream.notifyPrefillComplete(routeId);
         yield { type: 'start', worker: workerId, cachedTokens: msg.cachedTokens, promptTokens: p.promptIds.length };
       }
       if (msg.tokenIds.length > 0) {

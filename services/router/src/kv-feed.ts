@@ -116,6 +116,7 @@ export class KvFeed {
         followPublishers(this.options.discovery, { role }, sub, {
           onJoin: (record) => this.join(record),
           onLeave: (record) => this.leave(record),
+          onUpdate: (record) => this.update(record),
         }),
       );
     }
@@ -169,17 +170,34 @@ export class KvFeed {
     this.load(feed, undefined);
   }
 
+  /** Same publisher, changed record (a new gRPC address or card): dumps go to the new address. */
+  private update(record: InstanceRecord): void {
+    const feed = this.byInstance.get(record.instanceId);
+    if (!feed) {
+      this.join(record);
+      return;
+    }
+    if (feed.record.grpcAddress && feed.record.grpcAddress !== record.grpcAddress)
+      this.dropClient(feed.record.grpcAddress);
+    feed.record = record;
+    this.options.index.setHashScheme(record.instanceId, hashSchemeOf(record));
+  }
+
+  private dropClient(address: string): void {
+    const client = this.clients.get(address);
+    if (client) {
+      client.close();
+      this.clients.delete(address);
+    }
+  }
+
   private leave(record: InstanceRecord): void {
     const feed = this.byInstance.get(record.instanceId);
     if (!feed) return;
     this.forget(feed);
     this.options.index.removeWorker(record.instanceId);
     this.options.metrics.get('armature_router_indexed_blocks').remove({ worker: record.instanceId });
-    const client = this.clients.get(record.grpcAddress ?? '');
-    if (client) {
-      client.close();
-      this.clients.delete(record.grpcAddress!);
-    }
+    if (feed.record.grpcAddress) this.dropClient(feed.record.grpcAddress);
   }
 
   private forget(feed: WorkerFeed): void {
@@ -243,12 +261,10 @@ export class KvFeed {
       log.warn('undecodable KV event batch', { worker: feed.record.instanceId, error: (err as Error).message });
       return;
     }
-    const before = this.options.index.counters.eventsApplied;
-    this.options.index.applyBatch(feed.record.instanceId, batch);
-    const applied = this.options.index.counters.eventsApplied - before;
-    if (applied > 0) {
-      const counter = this.options.metrics.get('armature_router_kv_events_applied_total');
-      for (const e of batch.events) counter.inc({ type: e.type });
+    const applied = this.options.metrics.get('armature_router_kv_events_applied_total');
+    const dpRank = batch.dpRank ?? 0;
+    for (const event of batch.events) {
+      if (this.options.index.applyEvent(feed.record.instanceId, dpRank, event)) applied.inc({ type: event.type });
     }
   }
 
@@ -256,13 +272,19 @@ export class KvFeed {
   private load(feed: WorkerFeed, fromSeq: bigint | undefined): void {
     if (feed.closed) return;
     feed.phase = fromSeq === undefined ? 'loading' : 'recovering';
+    // A full dump reflects everything published before it is taken, so what was buffered
+    // is either in it or older (a restarted publisher's previous life).
+    if (fromSeq === undefined) feed.buffered = [];
     const generation = ++feed.generation;
     clearTimeout(feed.retryTimer);
     const kind = fromSeq === undefined ? 'full' : 'range';
     this.fetchDump(feed.record, fromSeq).then(
       (dump) => {
         if (feed.closed || generation !== feed.generation) return;
-        this.options.metrics.get('armature_router_kv_recoveries_total').inc({ kind, outcome: 'ok' });
+        // A range the worker no longer buffers comes back as a full dump.
+        this.options.metrics
+          .get('armature_router_kv_recoveries_total')
+          .inc({ kind: dump.fullDump ? 'full' : 'range', outcome: 'ok' });
         feed.retryMs = 250;
         this.applyDump(feed, dump);
       },

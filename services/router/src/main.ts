@@ -106,8 +106,8 @@ async function main(): Promise<void> {
     createShutdown({
       stopAccepting: () => registration.unregister(),
       cleanup: async () => {
+        router.close(); // waiting requests get a 503 now, not a cancellation from the server shutdown
         await shutdownGrpcServer(server);
-        router.close();
         await replicas.close();
         await feed.close();
         await workers.close();

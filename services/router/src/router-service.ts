@@ -29,11 +29,12 @@ const log = createLogger('router');
 
 interface Waiting {
   request: RouteRequest;
-  candidates: CandidateWorker[];
   promptTokens: number;
   enqueuedAt: number;
   resolve: (res: RouteResponse) => void;
   reject: (err: unknown) => void;
+  /** Detaches the caller's abort listener. */
+  detach: () => void;
 }
 
 export interface RouterOptions {
@@ -48,8 +49,9 @@ export interface RouterOptions {
 export class Router {
   private readonly sweeper: NodeJS.Timeout;
   private readonly ticker: NodeJS.Timeout;
-  private readonly queue: RouterQueue<Waiting>;
-  private readonly waitingById = new Map<string, Waiting>();
+  /** One queue per model, so a busy model never holds up another's requests. */
+  private readonly queues = new Map<string, RouterQueue<Waiting>>();
+  private readonly waitingIds = new Set<string>();
   private readonly workers: WorkerSet;
   private readonly metrics: MetricsRegistry;
   readonly kv: KvRouter;
@@ -58,8 +60,13 @@ export class Router {
     this.workers = options.workers;
     this.kv = options.kv;
     this.metrics = options.metrics;
-    this.queue = new RouterQueue(options.queue);
-    this.workers.onRemoved((id) => this.kv.removeWorker(id));
+    new RouterQueue(options.queue); // validates the options now rather than at the first busy moment
+    // The precise index belongs to the KV feed; the rest of a departed worker's state goes here.
+    this.workers.onRemoved((id) => {
+      this.kv.removeWorker(id);
+      this.metrics.get('armature_router_active_requests').remove({ worker: id });
+      this.pump();
+    });
     this.workers.onChange(() => this.pump());
     options.feed?.onReady(() => this.pump());
     this.sweeper = setInterval(() => {
@@ -70,18 +77,21 @@ export class Router {
     this.sweeper.unref();
     // Queue timeouts, and retries for busy thresholds that clear without an event.
     this.ticker = setInterval(() => {
-      if (this.queue.length === 0) return;
-      for (const w of this.queue.expire(Date.now())) {
-        this.waitingById.delete(w.request.requestId);
-        this.metrics.get('armature_router_queue_rejected_total').inc({ reason: 'timeout' });
-        w.reject(
-          new ArmatureError(
-            'unavailable',
-            'router_queue_timeout',
-            `every worker for model ${JSON.stringify(w.request.model)} stayed busy for ${this.queue.timeoutMs} ms`,
-          ),
-        );
+      if (this.waitingIds.size === 0) return;
+      const now = Date.now();
+      for (const queue of this.queues.values()) {
+        for (const w of queue.expire(now)) {
+          this.metrics.get('armature_router_queue_rejected_total').inc({ reason: 'timeout' });
+          this.settle(w).reject(
+            new ArmatureError(
+              'unavailable',
+              'router_queue_timeout',
+              `every worker for model ${JSON.stringify(w.request.model)} stayed busy for ${queue.timeoutMs} ms`,
+            ),
+          );
+        }
       }
+      this.metrics.get('armature_router_queue_depth').set(this.queueDepth());
       this.pump();
     }, 50);
     this.ticker.unref();
@@ -103,78 +113,116 @@ export class Router {
     };
   }
 
-  /** Chooses the worker for a request and records its load; waits in the queue when all are busy. */
-  route(req: RouteRequest): Promise<RouteResponse> {
-    if (!req.model) throw new ArmatureError('invalid_argument', 'missing_model', 'model is required');
-    if (!req.requestId) throw new ArmatureError('invalid_argument', 'missing_request_id', 'request_id is required');
+  /** The workers a request may go to now; throws `unavailable` when there are none. */
+  private candidatesFor(req: RouteRequest): CandidateWorker[] {
     const all = this.workers.forModel(req.model);
     if (all.length === 0) {
       this.metrics.get('armature_router_no_worker_total').inc({ model: req.model });
       throw new ArmatureError('unavailable', 'no_worker', `no worker is serving model ${JSON.stringify(req.model)}`);
     }
-    let entries: WorkerEntry[];
     if (req.pinnedWorkerId) {
-      entries = all.filter((w) => w.record.instanceId === req.pinnedWorkerId);
-      if (entries.length === 0) {
+      const pinned = all.filter((w) => w.record.instanceId === req.pinnedWorkerId);
+      if (pinned.length === 0) {
         throw new ArmatureError(
           'unavailable',
           'pinned_worker_unavailable',
           `worker ${JSON.stringify(req.pinnedWorkerId)} is not serving model ${JSON.stringify(req.model)}`,
         );
       }
-    } else {
-      const excluded = new Set(req.excludedWorkerIds);
-      const usable = all.filter((w) => !excluded.has(w.record.instanceId));
-      if (usable.length === 0) {
-        throw new ArmatureError(
-          'unavailable',
-          'no_worker',
-          `no healthy worker left for model ${JSON.stringify(req.model)}`,
-        );
-      }
-      const ready = usable.filter((w) => this.isReady(w));
-      // While every worker is still loading its KV state, route without the index rather than wait.
-      entries = ready.length > 0 ? ready : usable;
+      return pinned.map((e) => this.candidate(e));
     }
-    const candidates = entries.map((e) => this.candidate(e));
-    const outcome = this.tryRoute(req, candidates);
-    if (outcome) return Promise.resolve(outcome);
+    const excluded = new Set(req.excludedWorkerIds);
+    const usable = all.filter((w) => !excluded.has(w.record.instanceId));
+    if (usable.length === 0) {
+      this.metrics.get('armature_router_no_worker_total').inc({ model: req.model });
+      throw new ArmatureError(
+        'unavailable',
+        'no_worker',
+        `no healthy worker left for model ${JSON.stringify(req.model)}`,
+      );
+    }
+    const ready = usable.filter((w) => this.isReady(w));
+    // While every worker is still loading its KV state, route without the index rather than wait.
+    return (ready.length > 0 ? ready : usable).map((e) => this.candidate(e));
+  }
 
+  private queueFor(model: string): RouterQueue<Waiting> {
+    let q = this.queues.get(model);
+    if (!q) {
+      q = new RouterQueue<Waiting>(this.options.queue);
+      this.queues.set(model, q);
+    }
+    return q;
+  }
+
+  /**
+   * Chooses the worker for a request and records its load. When every worker is busy the
+   * request waits (behind earlier waiters for the same model) until one has room, the
+   * queue's timeout passes, or `signal` aborts.
+   */
+  async route(req: RouteRequest, signal?: AbortSignal): Promise<RouteResponse> {
+    if (!req.model) throw new ArmatureError('invalid_argument', 'missing_model', 'model is required');
+    if (!req.requestId) throw new ArmatureError('invalid_argument', 'missing_request_id', 'request_id is required');
+    const candidates = this.candidatesFor(req);
+    const queue = this.queueFor(req.model);
+    // Pinned requests skip the busy check, so they never wait; others do not overtake waiters.
+    if (req.pinnedWorkerId || queue.length === 0) {
+      const res = this.tryRoute(req, candidates);
+      if (res) return res;
+    }
+    if (this.waitingIds.has(req.requestId)) {
+      throw new ArmatureError(
+        'invalid_argument',
+        'duplicate_request_id',
+        `request ${JSON.stringify(req.requestId)} is already waiting for a worker`,
+      );
+    }
     return new Promise<RouteResponse>((resolve, reject) => {
+      const onAbort = (): void => {
+        if (queue.remove(waiting)) {
+          this.settle(waiting).reject(
+            new ArmatureError('cancelled', 'route_cancelled', 'the caller cancelled the route request'),
+          );
+          this.metrics.get('armature_router_queue_depth').set(this.queueDepth());
+        }
+      };
       const waiting: Waiting = {
         request: req,
-        candidates,
         promptTokens: req.tokenIds.length,
         enqueuedAt: Date.now(),
         resolve,
         reject,
+        detach: () => signal?.removeEventListener('abort', onAbort),
       };
-      if (this.waitingById.has(req.requestId) || !this.queue.push(waiting)) {
+      if (!queue.push(waiting)) {
         this.metrics.get('armature_router_queue_rejected_total').inc({ reason: 'full' });
         reject(
           new ArmatureError(
             'unavailable',
             'router_queue_full',
             `every worker for model ${JSON.stringify(req.model)} is busy and the router queue is full ` +
-              `(${this.queue.capacity} waiting); retry later`,
+              `(${queue.capacity} waiting); retry later`,
           ),
         );
         return;
       }
-      this.waitingById.set(req.requestId, waiting);
-      this.metrics.get('armature_router_queue_depth').set(this.queue.length);
+      this.waitingIds.add(req.requestId);
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.metrics.get('armature_router_queue_depth').set(this.queueDepth());
     });
   }
 
-  /** Takes a waiting request out of the queue (its caller gave up); true if it was waiting. */
-  cancelWaiting(requestId: string): boolean {
-    const w = this.waitingById.get(requestId);
-    if (!w) return false;
-    this.waitingById.delete(requestId);
-    this.queue.remove(w);
-    this.metrics.get('armature_router_queue_depth').set(this.queue.length);
-    w.reject(new ArmatureError('cancelled', 'route_cancelled', 'the caller cancelled the route request'));
-    return true;
+  /** Marks a waiter as done (no longer waiting, no abort listener) and returns it. */
+  private settle(w: Waiting): Waiting {
+    this.waitingIds.delete(w.request.requestId);
+    w.detach();
+    return w;
+  }
+
+  private queueDepth(): number {
+    let n = 0;
+    for (const q of this.queues.values()) n += q.length;
+    return n;
   }
 
   private tryRoute(req: RouteRequest, candidates: CandidateWorker[]): RouteResponse | undefined {
@@ -197,36 +245,29 @@ export class Router {
     };
   }
 
-  /** Places waiting requests while workers have room. */
+  /** Places waiting requests, per model in queue order, while workers have room. */
   private pump(): void {
-    if (this.queue.length === 0) return;
-    this.queue.drain((w) => {
-      this.waitingById.delete(w.request.requestId);
-      // Candidates may have changed while it waited: refresh their published load.
-      const fresh = w.candidates
-        .map((c) => this.workers.get(c.instanceId))
-        .filter((e): e is WorkerEntry => e !== undefined)
-        .map((e) => this.candidate(e));
-      if (fresh.length === 0) {
-        w.reject(
-          new ArmatureError(
-            'unavailable',
-            'no_worker',
-            `no worker is serving model ${JSON.stringify(w.request.model)}`,
-          ),
-        );
+    if (this.waitingIds.size === 0) {
+      return;
+    }
+    for (const queue of this.queues.values()) {
+      queue.drain((w) => {
+        let candidates: CandidateWorker[];
+        try {
+          // Workers may have joined, left or finished loading while it waited.
+          candidates = this.candidatesFor(w.request);
+        } catch (err) {
+          this.settle(w).reject(err);
+          return true;
+        }
+        const res = this.tryRoute(w.request, candidates);
+        if (!res) return false;
+        this.metrics.get('armature_router_queue_wait_seconds').observe((Date.now() - w.enqueuedAt) / 1000);
+        this.settle(w).resolve(res);
         return true;
-      }
-      const res = this.tryRoute(w.request, fresh);
-      if (!res) {
-        this.waitingById.set(w.request.requestId, w);
-        return false;
-      }
-      this.metrics.get('armature_router_queue_wait_seconds').observe((Date.now() - w.enqueuedAt) / 1000);
-      w.resolve(res);
-      return true;
-    });
-    this.metrics.get('armature_router_queue_depth').set(this.queue.length);
+      });
+    }
+    this.metrics.get('armature_router_queue_depth').set(this.queueDepth());
   }
 
   private record(model: string, outcome: RouteOutcome): void {
@@ -253,8 +294,8 @@ export class Router {
     if (this.kv.prefillComplete(requestId)) this.pump();
   }
 
+  /** The request ended: its load is released. (A waiting request leaves the queue by cancelling its Route.) */
   free(requestId: string): void {
-    if (this.cancelWaiting(requestId)) return;
     const worker = this.kv.free(requestId);
     if (worker) {
       this.metrics.get('armature_router_active_requests').set({ worker }, this.kv.active.of(worker).requests);
@@ -271,10 +312,12 @@ export class Router {
   close(): void {
     clearInterval(this.sweeper);
     clearInterval(this.ticker);
-    this.waitingById.clear();
-    for (const w of this.queue.expire(Number.POSITIVE_INFINITY)) {
-      w.reject(new ArmatureError('unavailable', 'router_shutting_down', 'the router is shutting down'));
+    for (const queue of this.queues.values()) {
+      for (const w of queue.expire(Number.POSITIVE_INFINITY)) {
+        this.settle(w).reject(new ArmatureError('unavailable', 'router_shutting_down', 'the router is shutting down'));
+      }
     }
+    this.metrics.get('armature_router_queue_depth').set(0);
   }
 }
 
@@ -297,8 +340,11 @@ export function routerGrpcHandlers(router: Router): RouterServer {
     };
   return {
     route: (call, callback) => {
-      call.on('cancelled', () => router.cancelWaiting(call.request.requestId));
-      unary<RouteRequest, RouteResponse>((req) => router.route(req))(call, callback);
+      // A caller that gives up leaves the queue. (grpc-js also emits 'cancelled' when a call
+      // that already answered closes, so this must not release load: Free does that.)
+      const abort = new AbortController();
+      call.on('cancelled', () => abort.abort());
+      unary<RouteRequest, RouteResponse>((req) => router.route(req, abort.signal))(call, callback);
     },
     markPrefillComplete: unary<MarkPrefillCompleteRequest, MarkPrefillCompleteResponse>((req) => {
       router.markPrefillComplete(req.requestId);

@@ -37,7 +37,8 @@ export interface SimulationOptions {
   seed?: number;
   /** Busy thresholds; requests wait in the router queue while every worker is busy. */
   busy?: BusyThresholds;
-  queue?: Pick<RouterQueueOptions, 'capacity' | 'order'>;
+  /** The router queue, as the live router's (default capacity 1024, fcfs, 30 s timeout). */
+  queue?: RouterQueueOptions;
 }
 
 export interface SimulationResult {
@@ -48,7 +49,7 @@ export interface SimulationResult {
   decisions: Record<string, number>;
   /** Router-side KV hit rate: overlap blocks / full prompt blocks over all decisions. */
   routerHitRate: number;
-  /** Requests refused because the router queue was full. */
+  /** Requests refused by the router queue (full, or waited past its timeout). */
   queueRejected: number;
 }
 
@@ -89,10 +90,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
       published: { activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 },
     };
   });
-  const waiting = new RouterQueue<{ request: SimRequest; promptTokens: number; enqueuedAt: number }>({
-    ...options.queue,
-    timeoutMs: Number.MAX_SAFE_INTEGER,
-  });
+  const waiting = new RouterQueue<{ request: SimRequest; promptTokens: number; enqueuedAt: number }>(options.queue);
   const queue = new EventQueue<SimEvent>();
   const records = new Map<string, RequestRecord>();
   const decisions: Record<string, number> = {};
@@ -151,9 +149,21 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     if (options.onProgress && done % progressEvery === 0) options.onProgress(done, requests.length, now);
   };
 
+  /** Requests that waited past the queue timeout get the live router's 503. */
+  const expireWaiting = (): void => {
+    for (const item of waiting.expire(now)) {
+      const record = records.get(item.request.id)!;
+      queueRejected++;
+      record.error = { type: 'rejected', message: 'every worker stayed busy past the router queue timeout' };
+      record.endMs = now;
+      finish(record);
+    }
+  };
+
   for (let ev = queue.pop(); ev; ev = queue.pop()) {
     now = ev.at;
     const event = ev.value;
+    if (waiting.length > 0) expireWaiting();
     if (event.kind === 'arrival') {
       const r = event.request;
       const record: RequestRecord = {

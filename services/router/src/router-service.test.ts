@@ -1,0 +1,113 @@
+// The Router's waiting room: requests wait while every worker is busy, leave in order as
+// capacity frees, one model's wait never holds up another's, and a caller that gives up,
+// a timeout or a duplicate id each get a clear answer without leaking a queue slot.
+import { afterEach, describe, expect, it } from 'vitest';
+import type { RouteRequest } from '@armature/proto';
+import { MemoryEventPlane } from '@armature/event-plane';
+import { MetricsRegistry } from '@armature/metrics';
+import { createPolicy, KvRouter } from '@armature/router-core';
+import { ArmatureError, MemoryDiscovery, MemoryDiscoveryHub, type ModelCard } from '@armature/runtime';
+import { waitFor } from '@armature/testing';
+import { Router } from './router-service.js';
+import { WorkerSet } from './worker-set.js';
+
+const card = (model: string): ModelCard => ({
+  model,
+  blockSize: 4,
+  totalKvBlocks: 1000,
+  maxNumSeqs: 8,
+  maxNumBatchedTokens: 512,
+  contextLength: 4096,
+  tokenizer: 't',
+  chatTemplate: 'chatml',
+  eosTokenIds: [0],
+  engine: 'mocker',
+  kvEvents: 'none',
+});
+
+const request = (requestId: string, model = 'm', tokens = 8): RouteRequest => ({
+  requestId,
+  model,
+  tokenIds: Array.from({ length: tokens }, (_, i) => i + requestId.length),
+  excludedWorkerIds: [],
+});
+
+describe('Router queue', () => {
+  const closers: Array<() => unknown> = [];
+  afterEach(async () => {
+    while (closers.length > 0) await closers.pop()!();
+  });
+
+  async function setup(queue = { capacity: 2, timeoutMs: 200 }): Promise<{ router: Router; metrics: MetricsRegistry }> {
+    const hub = new MemoryDiscoveryHub();
+    const discovery = new MemoryDiscovery(hub);
+    for (const [id, model] of [
+      ['w-m', 'm'],
+      ['w-n', 'n'],
+    ] as const) {
+      await discovery.register({
+        instanceId: id,
+        role: 'decode',
+        model,
+        grpcAddress: `127.0.0.1:1${id.length}`,
+        card: card(model),
+      });
+    }
+    const workers = new WorkerSet(discovery, new MemoryEventPlane());
+    workers.start();
+    await waitFor(() => workers.size === 2, 2_000);
+    const metrics = new MetricsRegistry();
+    // Any prompt not yet prefilled makes a worker busy.
+    const kv = new KvRouter({ policy: createPolicy('kv'), busy: { prefillTokens: 1 } });
+    const router = new Router({ workers, kv, metrics, queue });
+    closers.push(
+      () => discovery.close(),
+      () => workers.close(),
+      () => router.close(),
+    );
+    return { router, metrics };
+  }
+
+  it('waits while the worker is busy, in order, and never blocks another model', async () => {
+    const { router, metrics } = await setup();
+    await router.route(request('a'));
+    const order: string[] = [];
+    const b = router.route(request('bb')).then((r) => order.push('bb') && r);
+    const c = router.route(request('ccc')).then((r) => order.push('ccc') && r);
+    // Model n has its own idle worker: answered at once despite m's waiters.
+    expect((await router.route(request('n1', 'n'))).decode!.instanceId).toBe('w-n');
+    await expect(router.route(request('dddd'))).rejects.toThrow(/busy and the router queue is full \(2 waiting\)/);
+    expect(await metrics.registry.getSingleMetricAsString('armature_router_queue_depth')).toMatch(/ 2$/m);
+
+    router.markPrefillComplete('a');
+    await b;
+    expect(order).toEqual(['bb']);
+    router.markPrefillComplete('bb');
+    await c;
+    expect(order).toEqual(['bb', 'ccc']);
+    expect(
+      (await metrics.registry.getSingleMetricAsString('armature_router_queue_wait_seconds')).match(/_count (\d+)/)?.[1],
+    ).toBe('2');
+  });
+
+  it('lets a caller give up, times out, and refuses a duplicate id', async () => {
+    const { router, metrics } = await setup();
+    await router.route(request('a'));
+    const abort = new AbortController();
+    const gaveUp = router.route(request('quitter'), abort.signal);
+    const patient = router.route(request('patient'));
+    await expect(router.route(request('patient'))).rejects.toThrow(/already waiting/);
+    abort.abort();
+    await expect(gaveUp).rejects.toMatchObject({ cls: 'cancelled', reason: 'route_cancelled' });
+    const err = await patient.catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ArmatureError);
+    expect(err).toMatchObject({ cls: 'unavailable', reason: 'router_queue_timeout' });
+    expect(await metrics.registry.getSingleMetricAsString('armature_router_queue_rejected_total')).toMatch(
+      /reason="timeout"} 1/,
+    );
+    expect(await metrics.registry.getSingleMetricAsString('armature_router_queue_depth')).toMatch(/ 0$/m);
+    // The slot is free again: the next request waits rather than overflowing.
+    router.free('a');
+    expect((await router.route(request('later'))).decode!.instanceId).toBe('w-m');
+  });
+});
