@@ -181,8 +181,28 @@ export async function replayCommand(argv: string[]): Promise<void> {
       busy: { type: 'string', default: '{}' },
       'engine-args': { type: 'string', default: '{}' },
       speedup: { type: 'string', default: '1' },
+      // Disaggregated serving: --mode disagg --prefill <n> --decode <n>.
+      mode: { type: 'string', default: 'agg' },
+      prefill: { type: 'string' },
+      decode: { type: 'string' },
+      'prefill-policy': { type: 'string', default: 'kv' },
+      'min-remote-prefill-tokens': { type: 'string', default: '2048' },
+      'kv-bytes-per-token': { type: 'string', default: '131072' },
+      'bandwidth-gbps': { type: 'string', default: '64' },
     },
   });
+  if (v.mode !== 'agg' && v.mode !== 'disagg') throw new Error(`--mode must be agg or disagg, got ${v.mode}`);
+  const disagg =
+    v.mode === 'disagg'
+      ? {
+          prefillWorkers: num(v.prefill, 'prefill'),
+          prefillPolicy: v['prefill-policy']!,
+          options: { minRemotePrefillTokens: num(v['min-remote-prefill-tokens'], 'min-remote-prefill-tokens') },
+          kvBytesPerToken: num(v['kv-bytes-per-token'], 'kv-bytes-per-token'),
+          bandwidthGBps: num(v['bandwidth-gbps'], 'bandwidth-gbps'),
+        }
+      : undefined;
+  const workerCount = disagg ? num(v.decode, 'decode') : num(v.workers, 'workers');
   const workload = await workloadFrom(v);
   const timeScale = num(v['time-scale'], 'time-scale');
   const requests = workload.requests.map((r) => ({
@@ -205,7 +225,8 @@ export async function replayCommand(argv: string[]): Promise<void> {
     const bar = new ProgressBar(`replay ${policy}`);
     const started = performance.now();
     const sim = simulate(requests, {
-      workers: num(v.workers, 'workers'),
+      workers: workerCount,
+      disagg,
       policy,
       // Parameters apply to the policies that take them; the others run with defaults.
       policyParams: requested.includes('all') && policies.length > 1 ? paramsFor(policy, policyParams) : policyParams,
@@ -217,12 +238,18 @@ export async function replayCommand(argv: string[]): Promise<void> {
     bar.update({ done: requests.length, total: requests.length });
     bar.finish();
     const results = computeResults(sim.records, {
-      label: v.label ? `${v.label} ${policy}` : `replay ${policy}`,
+      label: v.label
+        ? `${v.label} ${policy}`
+        : disagg
+          ? `replay disagg ${disagg.prefillWorkers}P+${workerCount}D ${policy}`
+          : `replay ${policy}`,
       mode: 'replay',
       slo: sloFrom(v),
       config: {
         dataset: workload.name,
-        workers: num(v.workers, 'workers'),
+        workers: workerCount,
+        mode: v.mode,
+        disagg: disagg && { ...disagg, stats: sim.disagg },
         policy,
         mocker,
         timeScale,

@@ -368,3 +368,28 @@ describe('MockerCore', () => {
     expect(() => mocker.add(request('a', [1, 2], 4), 0)).toThrow(/already running/);
   });
 });
+
+describe('MockerCore.importPrefix (KV pulled from a prefill worker)', () => {
+  it('registers the full blocks as cached: the request then computes only the rest, and events report them', () => {
+    const sink = { batches: [] as KvEventBatch[], loads: [] as EngineLoad[] };
+    const m = core({}, sink);
+    const prompt = range(100, 18); // 4 full blocks of 4 + 2 tokens
+    expect(m.importPrefix(prompt, 0)).toBe(4);
+    expect(m.importPrefix(prompt, 0)).toBe(0); // already held
+    expect(storedHashes(allEvents(sink.batches))).toHaveLength(4);
+    m.add(request('r', prompt, 2), 0);
+    const { outputs, steps } = drain(m);
+    expect(outputs.get('r')![0]!.cachedTokens).toBe(16);
+    expect(steps[0]!.prefillTokens).toBe(2);
+    expect(tokensOf(outputs.get('r'))).toHaveLength(2);
+    m.checkInvariants();
+    expect(m.blocks.usedBlocks).toBe(0);
+  });
+
+  it('imports nothing when prefix caching is off or the blocks do not fit', () => {
+    expect(core({ enablePrefixCaching: false }).importPrefix(range(0, 16), 0)).toBe(0);
+    const small = core({ totalKvBlocks: 3 });
+    expect(small.importPrefix(range(0, 16), 0)).toBe(0);
+    small.checkInvariants();
+  });
+});

@@ -72,6 +72,7 @@ export class MockerCore {
   /** In admission order; the last is preempted first. */
   private running: Sequence[] = [];
   private lastLoad: EngineLoad | undefined;
+  private imports = 0;
 
   constructor(
     readonly config: MockerConfig,
@@ -141,6 +142,28 @@ export class MockerCore {
     };
     this.sequences.set(requestId, seq);
     this.waiting.push(seq);
+  }
+
+  /**
+   * Registers the full blocks of `tokenIds` as cached, as if computed here: KV blocks pulled
+   * from a prefill worker (disaggregated serving). They stay in the prefix cache, evictable,
+   * until a request uses them. Returns the blocks newly registered; 0 when prefix caching is
+   * off or the free blocks do not suffice (the request then prefills locally).
+   */
+  importPrefix(tokenIds: readonly number[], nowMs: number): number {
+    const { blockSize } = this.config;
+    if (!this.config.enablePrefixCaching) return 0;
+    const hashes = computeSequenceHashes(computeBlockHashes(tokenIds, blockSize));
+    if (hashes.length === 0) return 0;
+    const held = this.blocks.matchPrefix(hashes);
+    if (held === hashes.length) return 0;
+    const importId = `\u0000import:${++this.imports}`;
+    const tokens = hashes.length * blockSize;
+    if (!this.blocks.allocate(importId, tokens, hashes.slice(0, held))) return 0;
+    this.blocks.commit(importId, tokenIds, hashes, tokens);
+    this.blocks.free(importId);
+    this.flush(nowMs);
+    return hashes.length - held;
   }
 
   /** Drops a request wherever it is and frees its blocks; false if unknown (or finished). */

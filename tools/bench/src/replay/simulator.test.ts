@@ -67,6 +67,39 @@ describe('simulate', () => {
   });
 });
 
+describe('simulate, disaggregated', () => {
+  it('prefills long prompts on the prefill pool, moves their KV, and completes every request exactly', () => {
+    const long = requests(20, 50, 4096, 8);
+    const short = requests(10, 50, 256, 8).map((r) => ({ ...r, id: `s${r.id}` }));
+    const res = simulate([...long, ...short], {
+      workers: 2,
+      policy: 'least-loaded',
+      mocker,
+      disagg: { prefillWorkers: 2, options: { minRemotePrefillTokens: 2048 }, kvBytesPerToken: 1000, bandwidthGBps: 1 },
+    });
+    expect(res.records.filter((r) => r.error)).toEqual([]);
+    for (const r of res.records) {
+      expect(r.outputTokens).toBe(8);
+      expect(r.chunkMs).toHaveLength(8);
+    }
+    expect(res.disagg).toMatchObject({ remote: 20, local: 10, aggregated: 0 });
+    // Each remote request pulls its whole prompt (the decode workers cache none of it): 4096 tokens x 1000 B.
+    expect(res.disagg!.transferredBytes).toBe(20 * 4096 * 1000);
+    expect(res.disagg!.transferMs).toBeCloseTo(((20 * 4096 * 1000) / 1e9) * 1000, 6);
+    expect(Object.keys(res.decisions).some((id) => id.startsWith('prefill-'))).toBe(true);
+    // The first token comes from the prefill pass; the second only after the transfer (4.1 ms here).
+    for (const r of res.records.filter((x) => !x.id.startsWith('s'))) {
+      expect(r.chunkMs[1]! - r.chunkMs[0]!).toBeGreaterThanOrEqual(4.096);
+    }
+  });
+
+  it('serves aggregated when the prefill pool is empty', () => {
+    const res = simulate(requests(5, 10, 4096, 4), { workers: 2, policy: 'kv', mocker, disagg: { prefillWorkers: 0 } });
+    expect(res.disagg).toMatchObject({ remote: 0, local: 0, aggregated: 5 });
+    expect(res.records.every((r) => r.outputTokens === 4)).toBe(true);
+  });
+});
+
 describe('policies on a Mooncake slice', () => {
   it('kv routing beats round-robin on KV hit rate and TTFT; every policy replays', async () => {
     const tokenizer = await loadTokenizer('gpt-tokenizer:o200k_base');

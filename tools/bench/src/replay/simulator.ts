@@ -3,10 +3,17 @@
 // router-core's policies and active-load tracking, the mocker's MockerCore — and only
 // replaces the clock, the sockets and the sleeps: a worker's forward pass that the live
 // engine would sleep through is an event at now + duration here. No timers, no I/O.
+//
+// Disaggregated mode adds a prefill pool: the DisaggRouter picks a (prefill, decode) pair
+// or prefills locally; a remote prefill runs the prompt on the prefill worker (its first
+// token is the client's first token), the KV blocks the decode worker lacks travel for
+// bytes / bandwidth, then the decode worker imports them and generates the rest.
 import { compileMockerOptions, MockerCore, mockerCard, type EngineLoad, type MockerOptions } from '@armature/engine';
 import {
   createPolicy,
+  DisaggRouter,
   KvRouter,
+  type DisaggOptions,
   RouterQueue,
   type BusyThresholds,
   type CandidateWorker,
@@ -39,6 +46,30 @@ export interface SimulationOptions {
   busy?: BusyThresholds;
   /** The router queue, as the live router's (default capacity 1024, fcfs, 30 s timeout). */
   queue?: RouterQueueOptions;
+  /** Disaggregated serving: a prefill pool besides the `workers` (then the decode pool). */
+  disagg?: DisaggSimOptions;
+}
+
+export interface DisaggSimOptions {
+  prefillWorkers: number;
+  /** Policy of the prefill pool (default kv); `policy` is the decode pool's. */
+  prefillPolicy?: string;
+  prefillPolicyParams?: Record<string, unknown>;
+  /** Thresholds of conditional disaggregation. */
+  options?: DisaggOptions;
+  /** KV bytes per token: layers × 2 × KV heads × head dim × dtype bytes (default 131072, an 8B-class model in bf16). */
+  kvBytesPerToken?: number;
+  /** Prefill-to-decode link bandwidth in GB/s (default 64, Dynamo's mocker). */
+  bandwidthGBps?: number;
+}
+
+/** What disaggregated serving did, over the whole replay. */
+export interface DisaggStats {
+  remote: number;
+  local: number;
+  aggregated: number;
+  transferredBytes: number;
+  transferMs: number;
 }
 
 export interface SimulationResult {
@@ -51,10 +82,13 @@ export interface SimulationResult {
   routerHitRate: number;
   /** Requests refused by the router queue (full, or waited past its timeout). */
   queueRejected: number;
+  /** Set in disaggregated mode. */
+  disagg?: DisaggStats;
 }
 
 interface SimWorker {
   id: string;
+  role: 'prefill' | 'decode';
   core: MockerCore;
   card: ModelCard;
   busy: boolean;
@@ -64,6 +98,7 @@ interface SimWorker {
 
 type SimEvent =
   | { kind: 'arrival'; request: SimRequest }
+  | { kind: 'transfer-done'; request: SimRequest; worker: SimWorker; firstToken: number }
   | { kind: 'pass-done'; worker: SimWorker; outputs: ReturnType<MockerCore['step']>['outputs'] };
 
 /** Replays `requests` through the simulated cluster; returns one record per request. */
@@ -78,18 +113,40 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
   });
   const router = new KvRouter({ policy, busy: options.busy, now: () => now });
   const approximate = config.kvEvents === 'none';
-  const workers: SimWorker[] = Array.from({ length: options.workers }, (_, i) => {
-    const id = `decode-${i}`;
-    router.index.setHashScheme(id, config.kvEvents === 'armature' ? 'armature' : 'opaque');
+  const makeWorker = (id: string, role: SimWorker['role'], owner: KvRouter): SimWorker => {
+    owner.index.setHashScheme(id, config.kvEvents === 'armature' ? 'armature' : 'opaque');
     return {
       id,
+      role,
       // A live worker's events reach the router within a millisecond or so: applied at once here.
-      core: new MockerCore(config, approximate ? {} : { onKvEvents: (batch) => router.index.applyBatch(id, batch) }),
+      core: new MockerCore(config, approximate ? {} : { onKvEvents: (batch) => owner.index.applyBatch(id, batch) }),
       card,
       busy: false,
       published: { activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 },
     };
-  });
+  };
+  const workers: SimWorker[] = Array.from({ length: options.workers }, (_, i) =>
+    makeWorker(`decode-${i}`, 'decode', router),
+  );
+  const disagg = options.disagg;
+  let pair: DisaggRouter | undefined;
+  let prefillWorkers: SimWorker[] = [];
+  const disaggStats: DisaggStats = { remote: 0, local: 0, aggregated: 0, transferredBytes: 0, transferMs: 0 };
+  /** Requests prefilling remotely: the decode worker waiting for their KV. */
+  const remote = new Map<string, { request: SimRequest; decode: SimWorker }>();
+  if (disagg) {
+    const prefillPolicy = createPolicy(disagg.prefillPolicy ?? 'kv', disagg.prefillPolicyParams ?? {}, {
+      random: mulberry32((options.seed ?? 1) + 1),
+      now: () => now,
+    });
+    const prefillRouter = new KvRouter({ policy: prefillPolicy, now: () => now });
+    pair = new DisaggRouter(prefillRouter, router, disagg.options);
+    prefillWorkers = Array.from({ length: disagg.prefillWorkers }, (_, i) =>
+      makeWorker(`prefill-${i}`, 'prefill', prefillRouter),
+    );
+  }
+  const kvBytesPerToken = disagg?.kvBytesPerToken ?? 131_072;
+  const bytesPerMs = (disagg?.bandwidthGBps ?? 64) * 1e6;
   const waiting = new RouterQueue<{ request: SimRequest; promptTokens: number; enqueuedAt: number }>(options.queue);
   const queue = new EventQueue<SimEvent>();
   const records = new Map<string, RequestRecord>();
@@ -103,26 +160,19 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
 
   for (const request of requests) queue.push(request.arrivalMs, { kind: 'arrival', request });
 
-  const candidates = (): CandidateWorker[] =>
-    workers.map((w) => ({ instanceId: w.id, grpcAddress: '', card: w.card, published: w.published, approximate }));
+  const candidatesOf = (pool: SimWorker[]): CandidateWorker[] =>
+    pool.map((w) => ({ instanceId: w.id, grpcAddress: '', card: w.card, published: w.published, approximate }));
+  const byId = new Map([...workers, ...prefillWorkers].map((w) => [w.id, w]));
 
-  /** Routes a request and hands it to its worker; false when every worker is busy. */
-  const place = (r: SimRequest): boolean => {
-    const record = records.get(r.id)!;
-    const outcome = router.route(candidates(), { requestId: r.id, model: card.model, tokenIds: r.promptTokenIds });
-    if (!outcome) return false;
-    overlapBlocks += outcome.overlapBlocks;
-    promptBlocks += outcome.fullBlocks;
-    const worker = workers.find((w) => w.id === outcome.worker.instanceId)!;
-    decisions[worker.id] = (decisions[worker.id] ?? 0) + 1;
-    record.worker = worker.id;
+  const addTo = (worker: SimWorker, id: string, tokenIds: number[], maxTokens: number): boolean => {
+    const record = records.get(id)!;
     try {
       worker.core.add(
         {
-          requestId: r.id,
-          tokenIds: r.promptTokenIds,
+          requestId: id,
+          tokenIds,
           sampling: { seed: 0 },
-          stop: { maxTokens: Math.max(1, r.outputTokens), ignoreEos: true, stopTokenIds: [] },
+          stop: { maxTokens: Math.max(1, maxTokens), ignoreEos: true, stopTokenIds: [] },
         },
         now,
       );
@@ -130,9 +180,61 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
       record.error = { type: 'rejected', message: (err as Error).message };
       record.endMs = now;
       finish(record);
-      return true;
+      return false;
     }
     if (!worker.busy) startPass(worker);
+    return true;
+  };
+
+  /** Disaggregated placement: a pair, or a local prefill; false when every decode worker is busy. */
+  const placePair = (r: SimRequest): boolean => {
+    const record = records.get(r.id)!;
+    const out = pair!.route(candidatesOf(prefillWorkers), candidatesOf(workers), {
+      requestId: r.id,
+      model: card.model,
+      tokenIds: r.promptTokenIds,
+    });
+    if (!out) return false;
+    const decode = byId.get(out.decode.worker.instanceId)!;
+    decisions[decode.id] = (decisions[decode.id] ?? 0) + 1;
+    record.worker = decode.id;
+    if (!out.prefill) {
+      disaggStats[out.mode === 'aggregated' ? 'aggregated' : 'local']++;
+      overlapBlocks += out.decode.overlapBlocks;
+      promptBlocks += out.decode.fullBlocks;
+      addTo(decode, r.id, r.promptTokenIds, r.outputTokens);
+      return true;
+    }
+    disaggStats.remote++;
+    overlapBlocks += out.prefill.overlapBlocks;
+    promptBlocks += out.prefill.fullBlocks;
+    const prefill = byId.get(out.prefill.worker.instanceId)!;
+    decisions[prefill.id] = (decisions[prefill.id] ?? 0) + 1;
+    remote.set(r.id, { request: r, decode });
+    // The prefill worker computes the prompt and its first token (max_tokens 1).
+    const transferBytes = out.blocksToPull * card.blockSize * kvBytesPerToken;
+    remotePlans.set(r.id, transferBytes);
+    addTo(prefill, r.id, r.promptTokenIds, 1);
+    return true;
+  };
+  const remotePlans = new Map<string, number>();
+
+  /** Routes a request and hands it to its worker; false when every worker is busy. */
+  const place = (r: SimRequest): boolean => {
+    if (pair) return placePair(r);
+    const record = records.get(r.id)!;
+    const outcome = router.route(candidatesOf(workers), {
+      requestId: r.id,
+      model: card.model,
+      tokenIds: r.promptTokenIds,
+    });
+    if (!outcome) return false;
+    overlapBlocks += outcome.overlapBlocks;
+    promptBlocks += outcome.fullBlocks;
+    const worker = byId.get(outcome.worker.instanceId)!;
+    decisions[worker.id] = (decisions[worker.id] ?? 0) + 1;
+    record.worker = worker.id;
+    addTo(worker, r.id, r.promptTokenIds, r.outputTokens);
     return true;
   };
 
@@ -185,11 +287,55 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
       }
       continue;
     }
+    if (event.kind === 'transfer-done') {
+      // The decode worker holds the prompt's KV now; it continues after the first token.
+      const { request: r, worker: decode, firstToken } = event;
+      decode.core.importPrefix(r.promptTokenIds, now);
+      addTo(decode, r.id, [...r.promptTokenIds, firstToken], r.outputTokens - 1);
+      continue;
+    }
     // A forward pass ended: its outputs reach the clients now.
     const w = event.worker;
     for (const { requestId, output } of event.outputs) {
       const record = records.get(requestId);
       if (!record) continue;
+      if (w.role === 'prefill') {
+        // A remote prefill: the first token goes to the client, the KV to the decode worker.
+        if (output.cachedTokens !== undefined && record.cachedTokens === undefined)
+          record.cachedTokens = output.cachedTokens;
+        if (output.tokenIds.length > 0 && record.firstTokenMs === undefined) {
+          record.firstTokenMs = now;
+          record.chunkMs.push(now);
+          record.outputTokens += output.tokenIds.length;
+        }
+        if (!output.finishReason) continue;
+        pair!.prefill.free(requestId);
+        const plan = remote.get(requestId)!;
+        remote.delete(requestId);
+        if (output.finishReason === 'error' || output.finishReason === 'cancelled') {
+          record.error = { type: output.finishReason, message: `prefill finished with ${output.finishReason}` };
+          record.endMs = now;
+          finish(record);
+          continue;
+        }
+        if (plan.request.outputTokens <= 1) {
+          record.endMs = now;
+          finish(record);
+          continue;
+        }
+        const bytes = remotePlans.get(requestId) ?? 0;
+        remotePlans.delete(requestId);
+        const transferMs = bytes / bytesPerMs;
+        disaggStats.transferredBytes += bytes;
+        disaggStats.transferMs += transferMs;
+        queue.push(now + transferMs, {
+          kind: 'transfer-done',
+          request: plan.request,
+          worker: plan.decode,
+          firstToken: output.tokenIds[0] ?? 0,
+        });
+        continue;
+      }
       if (output.cachedTokens !== undefined && record.cachedTokens === undefined)
         record.cachedTokens = output.cachedTokens;
       if (output.tokenIds.length > 0) {
@@ -221,5 +367,6 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     decisions,
     routerHitRate: promptBlocks > 0 ? overlapBlocks / promptBlocks : 0,
     queueRejected,
+    ...(pair ? { disagg: disaggStats } : {}),
   };
 }
