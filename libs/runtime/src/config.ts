@@ -24,6 +24,10 @@ export const ENV_CATALOG = {
     'Router queue as JSON {capacity (1024), order: fcfs|shortest-prompt (fcfs), timeoutMs (30000)} for requests waiting while every worker is busy.',
   ARMATURE_ROUTER_APPROX:
     'Approximate-mode prediction for workers without KV events, as JSON {ttlMs (120000), maxBlocks (1048576), pruneFraction (0.8)}.',
+  ARMATURE_TRANSFER_NATIVE:
+    'Set to off to ignore the native transfer addon (native/transfer) and use the pure-TypeScript TCP backend only.',
+  ARMATURE_REQUIRE_NATIVE:
+    'Set to 1 to make the transfer tests fail, instead of skip, when the native addon is not built.',
   ARMATURE_ROUTER_READY_TIMEOUT_MS:
     'How long a new worker waits for its KV state to load before the router scores it anyway (default 3000).',
   ARMATURE_DRAIN_TIMEOUT_MS: 'How long SIGTERM waits for in-flight requests before exiting (default 30000).',

@@ -1,0 +1,26 @@
+// Public surface of @armature/transfer: the transfer agent (register regions, publish
+// metadata, read and write lists of KV blocks from peers over shared memory or TCP), its
+// typed errors, the KV block layout, and the optional native addon's status. Backends,
+// the wire protocol and fault injection stay internal.
+export { TransferAgent } from './agent.js';
+export { compileAgentOptions } from './agent-options.js';
+export type { CompiledAgentOptions, TransferAgentOptions } from './agent-options.js';
+export { TRANSFER_ERROR_KINDS, TransferError, isTransferError } from './errors.js';
+export type { TransferErrorKind } from './errors.js';
+export { MAX_BLOCK_BYTES, blockBytes, validateLayout } from './layout.js';
+export type { KvBlockLayout } from './layout.js';
+export { MemoryRegion, createMemoryRegion } from './region.js';
+export { NATIVE_ADDON_PATH, loadNative, nativeStatus } from './native.js';
+export type { NativeStatus, NativeTransfer } from './native.js';
+export { TRANSFER_METADATA_LABEL, encodeAgentMetadata, parseAgentMetadata, validateAgentMetadata } from './metadata.js';
+export { localHostKey } from './host-key.js';
+export type {
+  AgentMetadata,
+  BackendChoice,
+  BlockTransferRequest,
+  ChecksumAlgorithm,
+  RegionMetadata,
+  TransferBackendKind,
+  TransferCounters,
+  TransferStats,
+} from './types.js';
