@@ -35,6 +35,8 @@ export class PeerProcess {
     child.stderr!.on('data', (chunk: Buffer) => {
       this.stderr += chunk.toString();
     });
+    // A killed peer's stdin fails with EPIPE; the pending call is answered by the exit below.
+    child.stdin!.on('error', () => {});
     child.once('exit', (code, signal) => {
       for (const answer of this.waiting.values())
         answer({ ok: false, message: `test peer exited (${code ?? signal})` });
@@ -84,6 +86,12 @@ export class PeerProcess {
         clearTimeout(timer);
         resolve(reply);
       });
+      if (this.child.exitCode !== null || this.child.signalCode !== null) {
+        this.waiting.delete(id);
+        clearTimeout(timer);
+        resolve({ ok: false, message: `test peer exited (${this.child.exitCode ?? this.child.signalCode})` });
+        return;
+      }
       this.child.stdin!.write(`${JSON.stringify({ id, ...command })}\n`);
     });
   }
