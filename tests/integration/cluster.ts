@@ -21,6 +21,11 @@ export interface ClusterOptions {
   /** Router replicas (default 1), with extra environment for each. */
   routers?: number;
   routerEnv?: Record<string, string>;
+  /** Prefill workers (default 0), with extra environment for each. */
+  prefillWorkers?: number;
+  prefillEnv?: Record<string, string>;
+  /** Extra environment for the decode workers only. */
+  decodeEnv?: Record<string, string>;
 }
 
 export interface Cluster {
@@ -32,6 +37,7 @@ export interface Cluster {
   router: ServiceProcess;
   /** Every router replica, by instance id (router-0, router-1, ...). */
   routers: Map<string, ServiceProcess>;
+  /** Decode workers (decode-0, ...) and prefill workers (prefill-0, ...). */
   workers: Map<string, ServiceProcess>;
   /** Starts (or restarts, after it exited) router replica `id`; resolves once it is ready. */
   startRouter(id: string): Promise<ServiceProcess>;
@@ -50,6 +56,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   const workers = new Map<string, ServiceProcess>();
   const count = options.workers ?? 2;
+  const engineArgs = JSON.stringify({ speedup: 50, contextLength: 4096, ...options.engineArgs });
   for (let i = 0; i < count; i++) {
     const id = `decode-${i}`;
     workers.set(
@@ -58,7 +65,21 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         ...common,
         ARMATURE_INSTANCE_ID: id,
         ARMATURE_MODEL: MODEL,
-        ARMATURE_ENGINE_ARGS: JSON.stringify({ speedup: 50, contextLength: 4096, ...options.engineArgs }),
+        ARMATURE_ENGINE_ARGS: engineArgs,
+        ...options.decodeEnv,
+      }),
+    );
+  }
+  for (let i = 0; i < (options.prefillWorkers ?? 0); i++) {
+    const id = `prefill-${i}`;
+    workers.set(
+      id,
+      spawnNode(join(ROOT, 'services/prefill/dist/main.js'), [], {
+        ...common,
+        ARMATURE_INSTANCE_ID: id,
+        ARMATURE_MODEL: MODEL,
+        ARMATURE_ENGINE_ARGS: engineArgs,
+        ...options.prefillEnv,
       }),
     );
   }

@@ -17,6 +17,7 @@ const ROUTER_STAGE_BUCKETS = [
   0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ] as const;
 const RATIO_BUCKETS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1] as const;
+const BANDWIDTH_BUCKETS = [1e6, 1e7, 1e8, 2.5e8, 5e8, 1e9, 2.5e9, 5e9, 1e10, 2.5e10, 5e10, 1e11] as const;
 const TOKEN_BUCKETS = [1, 16, 64, 256, 1024, 4096, 16384, 65536, 131072] as const;
 
 export const METRICS = {
@@ -157,6 +158,16 @@ export const METRICS = {
     help: 'Requests routed and not yet freed, per worker.',
     labels: ['worker'],
   },
+  armature_router_disagg_decisions_total: {
+    type: 'counter',
+    help: 'How prompts were prefilled: aggregated, local-prefill or remote-prefill, and why.',
+    labels: ['model', 'mode', 'reason'],
+  },
+  armature_router_prefill_queue_tokens: {
+    type: 'gauge',
+    help: "Prompt tokens queued on each prefill worker, as the router counts them (its own and the worker's report).",
+    labels: ['worker'],
+  },
   armature_router_no_worker_total: {
     type: 'counter',
     help: 'Route calls that found no worker for the model.',
@@ -191,6 +202,75 @@ export const METRICS = {
     labels: ['model'],
   },
   armature_worker_kv_events_total: { type: 'counter', help: 'KV events published, by type.', labels: ['type'] },
+  // disaggregated serving, on the workers
+  armature_worker_prefill_queue_depth: {
+    type: 'gauge',
+    help: 'Prefill worker: requests waiting for their prefill.',
+    labels: ['model'],
+  },
+  armature_worker_pinned_requests: {
+    type: 'gauge',
+    help: 'Prefill worker: prefilled prompts whose KV blocks are pinned for a decode worker.',
+    labels: ['model'],
+  },
+  armature_worker_pinned_blocks: {
+    type: 'gauge',
+    help: 'Prefill worker: KV blocks pinned for decode workers.',
+    labels: ['model'],
+  },
+  armature_worker_pins_total: {
+    type: 'counter',
+    help: 'Prefill worker: pins ended, by how (released by the decode worker, expired, closed at shutdown).',
+    labels: ['how'],
+  },
+  armature_worker_remote_prefill_total: {
+    type: 'counter',
+    help: 'Decode worker: remotely prefilled requests, by outcome (imported, or why it prefilled locally).',
+    labels: ['outcome'],
+  },
+  armature_worker_kv_blocks_pulled_total: {
+    type: 'counter',
+    help: 'Decode worker: prompt KV blocks pulled from prefill workers.',
+    labels: [],
+  },
+  armature_worker_kv_blocks_reused_total: {
+    type: 'counter',
+    help: "Decode worker: prompt KV blocks of remote prefills found in the worker's own prefix cache (not pulled).",
+    labels: [],
+  },
+  // KV transfer library
+  armature_transfer_bytes_total: {
+    type: 'counter',
+    help: 'Bytes of KV blocks moved by successful transfers, by backend.',
+    labels: ['backend'],
+  },
+  armature_transfer_blocks_total: {
+    type: 'counter',
+    help: 'KV blocks moved by successful transfers, by backend.',
+    labels: ['backend'],
+  },
+  armature_transfer_duration_seconds: {
+    type: 'histogram',
+    help: 'Duration of one successful transfer (a list of blocks), by backend.',
+    labels: ['backend'],
+    buckets: FAST_BUCKETS,
+  },
+  armature_transfer_bandwidth_bytes_per_second: {
+    type: 'histogram',
+    help: 'Bandwidth of one successful transfer, by backend.',
+    labels: ['backend'],
+    buckets: BANDWIDTH_BUCKETS,
+  },
+  armature_transfer_failures_total: {
+    type: 'counter',
+    help: 'Failed transfers, by error kind (peer_unreachable, timeout, checksum_mismatch, bad_request, closed).',
+    labels: ['kind'],
+  },
+  armature_transfer_served_bytes_total: {
+    type: 'counter',
+    help: "Bytes of this worker's KV blocks served to peers over TCP.",
+    labels: [],
+  },
 } as const satisfies Record<string, MetricSpec>;
 
 export type MetricName = keyof typeof METRICS;

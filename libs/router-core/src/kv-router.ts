@@ -41,6 +41,11 @@ export interface KvRouterOptions {
   now?: () => number;
   /** Id of this router replica, stamped on the active load it creates. */
   replicaId?: string;
+  /**
+   * The precise index to read (default: a new one). Routers of a disaggregated deployment
+   * share one, fed by every worker's events, each reading its own pool's workers.
+   */
+  index?: KvIndexer;
 }
 
 export interface RouteRequestInput {
@@ -93,7 +98,7 @@ const hrSeconds = (from: bigint, to: bigint): number => Number(to - from) / 1e9;
 
 export class KvRouter {
   /** Precise index, fed by the workers' KV events. */
-  readonly index = new KvIndexer();
+  readonly index: KvIndexer;
   /** Predicted caches of workers that publish no events. */
   readonly predicted: ApproxKvIndexer;
   readonly active = new ActiveLoadTracker();
@@ -109,6 +114,7 @@ export class KvRouter {
     this.now = options.now ?? Date.now;
     this.replicaId = options.replicaId;
     this.predicted = new ApproxKvIndexer(options.approximate);
+    this.index = options.index ?? new KvIndexer();
   }
 
   /** Listens to the active-load changes this router makes (to publish them to replicas). */

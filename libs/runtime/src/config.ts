@@ -24,6 +24,17 @@ export const ENV_CATALOG = {
     'Router queue as JSON {capacity (1024), order: fcfs|shortest-prompt (fcfs), timeoutMs (30000)} for requests waiting while every worker is busy.',
   ARMATURE_ROUTER_APPROX:
     'Approximate-mode prediction for workers without KV events, as JSON {ttlMs (120000), maxBlocks (1048576), pruneFraction (0.8)}.',
+  ARMATURE_TRANSFER:
+    'Set to off to run a worker without a KV transfer agent (it then neither serves prefills nor pulls KV; default on).',
+  ARMATURE_TRANSFER_BACKENDS:
+    'Transfer backends in preference order, comma-separated: shm, tcp (default shm,tcp with the addon, else tcp).',
+  ARMATURE_TRANSFER_PORT: "TCP port of a worker's transfer agent (default 0: a free port).",
+  ARMATURE_TRANSFER_TIMEOUT_MS:
+    'Deadline of one KV pull by a decode worker; past it the worker prefills locally (default 30000).',
+  ARMATURE_PREFILL_PIN_TIMEOUT_MS:
+    "How long a prefill worker keeps a prompt's KV blocks for a decode worker that has not released them (default 480000).",
+  ARMATURE_DISAGG:
+    'Router disaggregation settings as JSON {minRemotePrefillTokens (2048), maxPrefillQueueTokens (131072), prefillPolicy (kv), decodePolicy (the router policy)}.',
   ARMATURE_TRANSFER_NATIVE:
     'Set to off to ignore the native transfer addon (native/transfer) and use the pure-TypeScript TCP backend only.',
   ARMATURE_REQUIRE_NATIVE:

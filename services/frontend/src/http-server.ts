@@ -27,6 +27,8 @@ import type { Upstream } from './upstream.js';
 const log = createLogger('frontend/http');
 
 export const DECODE_WORKER_HEADER = 'x-armature-decode-worker';
+/** Set when a separate prefill worker ran the prompt (disaggregated serving). */
+export const PREFILL_WORKER_HEADER = 'x-armature-prefill-worker';
 export const PIN_WORKER_HEADER = 'x-armature-worker-id';
 
 export interface HttpOptions {
@@ -207,12 +209,14 @@ export class FrontendHttp {
     const who = identity(p);
     let text = p.request.echo && typeof p.request.prompt === 'string' ? p.request.prompt : '';
     let worker = '';
+    let prefillWorker: string | undefined;
     let cached = 0;
     let finish: OpenAiFinishReason = null;
     let completionTokens = 0;
     for await (const ev of this.timed(p, ctx, started, pinned)) {
       if (ev.type === 'start') {
         worker = ev.worker;
+        prefillWorker = ev.prefillWorker;
         cached = ev.cachedTokens;
       } else if (ev.type === 'text') text += ev.text;
       else {
@@ -223,7 +227,10 @@ export class FrontendHttp {
     const u = usage(p.promptIds.length, completionTokens, cached);
     const body =
       p.request.kind === 'chat' ? chatCompletion(who, text, finish, u) : textCompletion(who, text, finish, u);
-    sendJson(res, 200, body, { [DECODE_WORKER_HEADER]: worker });
+    sendJson(res, 200, body, {
+      [DECODE_WORKER_HEADER]: worker,
+      ...(prefillWorker ? { [PREFILL_WORKER_HEADER]: prefillWorker } : {}),
+    });
   }
 
   private async stream(
@@ -249,6 +256,7 @@ export class FrontendHttp {
           'cache-control': 'no-cache',
           connection: 'keep-alive',
           [DECODE_WORKER_HEADER]: ev.worker,
+          ...(ev.prefillWorker ? { [PREFILL_WORKER_HEADER]: ev.prefillWorker } : {}),
         });
         if (chat) send(chatChunk(who, { role: 'assistant', content: '' }, null));
         else if (p.request.echo && typeof p.request.prompt === 'string')

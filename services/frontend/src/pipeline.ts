@@ -1,9 +1,16 @@
 // One request's way through the frontend: tokenize (chat template), check against the
-// model card, route, stream tokens from the worker, detokenize incrementally, apply stop
-// strings, and always release the router's load. Output is a stream of events the HTTP
+// model card, route, run the prompt on a prefill worker when the router picked one (its
+// first token goes out at once), stream the rest from the decode worker, detokenize
+// incrementally, apply stop strings, and always release the router's load. Output is a stream of events the HTTP
 // layer renders as SSE or as one JSON body.
 import { randomUUID } from 'node:crypto';
-import { FinishReason, type GenerateRequest, type GenerateResponse, type RouteResponse } from '@armature/proto';
+import {
+  FinishReason,
+  type GenerateRequest,
+  type GenerateResponse,
+  type PrefillResponse,
+  type RouteResponse,
+} from '@armature/proto';
 import type { NormalizedRequest } from '@armature/openai';
 import { ArmatureError, asArmatureError, createLogger, type RequestContext } from '@armature/runtime';
 import {
@@ -30,7 +37,7 @@ export interface PreparedRequest {
 }
 
 export type PipelineEvent =
-  | { type: 'start'; worker: string; cachedTokens: number; promptTokens: number }
+  | { type: 'start'; worker: string; prefillWorker?: string; cachedTokens: number; promptTokens: number }
   | { type: 'text'; text: string; tokens: number }
   | { type: 'end'; finishReason: 'stop' | 'length'; completionTokens: number };
 
@@ -83,15 +90,59 @@ export async function prepare(upstream: Upstream, request: NormalizedRequest): P
   return { requestId: randomUUID(), model, tokenizer, promptIds, maxTokens: request.maxTokens ?? room, request };
 }
 
-function toGenerateRequest(p: PreparedRequest): GenerateRequest {
+function toGenerateRequest(p: PreparedRequest, workerRequestId: string): GenerateRequest {
   const r = p.request;
   return {
-    requestId: p.requestId,
+    requestId: workerRequestId,
     model: r.model,
     tokenIds: p.promptIds,
     sampling: { temperature: r.temperature, topP: r.topP, topK: r.topK, seed: r.seed },
     stop: { maxTokens: p.maxTokens, ignoreEos: r.ignoreEos, stopTokenIds: [] },
   };
+}
+
+/** Turns token ids into text across workers: incremental detokenizing and stop strings. */
+class OutputText {
+  private readonly detok: IncrementalDetokenizer;
+  private readonly stops: StopStringMatcher;
+  completionTokens = 0;
+  /** A stop string matched: nothing more is emitted. */
+  stopped = false;
+
+  constructor(p: PreparedRequest) {
+    this.detok = new IncrementalDetokenizer(p.tokenizer);
+    this.stops = new StopStringMatcher(p.request.stop);
+  }
+
+  push(tokenIds: number[]): PipelineEvent {
+    this.completionTokens += tokenIds.length;
+    const { emit, stopped } = this.stops.push(this.detok.push(tokenIds));
+    if (stopped) this.stopped = true;
+    return { type: 'text', text: emit, tokens: tokenIds.length }; // empty text still counts tokens for ITL
+  }
+
+  /** The held-back tail at the end of generation; sets `stopped` if a stop string ends in it. */
+  flush(): string {
+    if (this.stopped) return '';
+    const tail = this.stops.push(this.detok.flush());
+    if (tail.stopped) {
+      this.stopped = true;
+      return tail.emit;
+    }
+    return tail.emit + this.stops.flush();
+  }
+}
+
+const FINISH: Partial<Record<FinishReason, 'stop' | 'length'>> = {
+  [FinishReason.FINISH_REASON_STOP]: 'stop',
+  [FinishReason.FINISH_REASON_LENGTH]: 'length',
+};
+
+/** A prompt prefilled on a prefill worker: what the decode worker continues from. */
+interface Prefilled {
+  worker: string;
+  address: string;
+  response: PrefillResponse;
 }
 
 /** Streams the request's output; the caller owns `ctx` and cancels it on disconnect. */
@@ -102,9 +153,12 @@ export async function* run(
   pinnedWorkerId?: string,
 ): AsyncGenerator<PipelineEvent> {
   const excluded: string[] = [];
+  const out = new OutputText(p);
   // Each routing attempt has its own id at the router, so a Free of a failed attempt can
   // never release (or race with) the load of the attempt that replaced it.
   let routeId = p.requestId;
+  let prefilled: Prefilled | undefined;
+  let started = false;
   try {
     for (let attempt = 0; ; attempt++) {
       ctx.throwIfCancelled();
@@ -120,16 +174,63 @@ export async function* run(
         ctx.signal,
       );
       const target = route.decode!;
+      if (route.prefill && !prefilled) {
+        prefilled = await prefillRemotely(
+          upstream,
+          p,
+          routeId,
+          route.prefill.instanceId,
+          route.prefill.grpcAddress,
+          ctx,
+        );
+        if (prefilled) {
+          upstream.notifyPrefillComplete(routeId);
+          started = true;
+          const first = prefilled.response;
+          yield {
+            type: 'start',
+            worker: target.instanceId,
+            prefillWorker: prefilled.worker,
+            cachedTokens: first.cachedTokens,
+            promptTokens: p.promptIds.length,
+          };
+          yield out.push([first.firstToken]);
+          const finish = FINISH[first.finishReason];
+          if (out.stopped || finish) {
+            // The first token ends the request: no decode worker is needed.
+            if (first.descriptor) upstream.releaseKv(prefilled.address, first.descriptor.pinId);
+            prefilled = undefined;
+            yield* finishText(out, finish ?? 'stop');
+            return;
+          }
+        }
+      }
       let sentAnything = false;
       try {
-        for await (const ev of streamFromWorker(upstream, p, routeId, target.instanceId, target.grpcAddress, ctx)) {
+        const stream = streamFromWorker(
+          upstream,
+          p,
+          routeId,
+          target.instanceId,
+          target.grpcAddress,
+          ctx,
+          out,
+          prefilled,
+        );
+        for await (const ev of stream) {
           sentAnything = true;
+          if (ev.type === 'start') {
+            if (started) continue;
+            started = true;
+          }
           yield ev;
         }
         return;
       } catch (err) {
         const e = asArmatureError(err);
         if (e.cls === 'unavailable' && !sentAnything && !pinnedWorkerId && attempt < MAX_REROUTES && !ctx.cancelled) {
+          // Before the decode worker answered nothing is lost, the prefill included: another
+          // decode worker pulls the same pinned blocks.
           log.warn('worker failed before answering; re-routing', { requestId: p.requestId, worker: target.instanceId });
           upstream.forgetWorker(target.grpcAddress);
           upstream.notifyFree(routeId);
@@ -149,7 +250,48 @@ export async function* run(
     }
   } finally {
     upstream.notifyFree(routeId);
+    // Unpin a prefill no decode worker took (a decode worker that did releases it itself;
+    // a second release is a no-op).
+    const d = prefilled?.response.descriptor;
+    if (prefilled && d && ctx.cancelled) upstream.releaseKv(prefilled.address, d.pinId);
   }
+}
+
+/**
+ * Runs the prompt on the prefill worker. Any failure but the client's own cancellation
+ * answers undefined: the decode worker then prefills locally.
+ */
+async function prefillRemotely(
+  upstream: Upstream,
+  p: PreparedRequest,
+  routeId: string,
+  worker: string,
+  address: string,
+  ctx: RequestContext,
+): Promise<Prefilled | undefined> {
+  try {
+    const response = await upstream.prefill(address, toGenerateRequest(p, routeId), ctx.signal);
+    return { worker, address, response };
+  } catch (err) {
+    ctx.throwIfCancelled();
+    const e = asArmatureError(err);
+    // A request the prefill worker refuses as invalid would be refused by the decode worker too.
+    if (e.cls === 'invalid_argument') throw e;
+    log.warn('prefill worker failed; prefilling on the decode worker', {
+      requestId: p.requestId,
+      worker,
+      reason: e.reason,
+      err: e.detail ?? e.message,
+    });
+    if (e.cls === 'unavailable') upstream.forgetWorker(address);
+    return undefined;
+  }
+}
+
+function* finishText(out: OutputText, finish: 'stop' | 'length'): Generator<PipelineEvent> {
+  const rest = out.flush();
+  if (rest) yield { type: 'text', text: rest, tokens: 0 };
+  yield { type: 'end', finishReason: out.stopped ? 'stop' : finish, completionTokens: out.completionTokens };
 }
 
 async function* streamFromWorker(
@@ -159,31 +301,30 @@ async function* streamFromWorker(
   workerId: string,
   address: string,
   ctx: RequestContext,
+  out: OutputText,
+  prefilled: Prefilled | undefined,
 ): AsyncGenerator<PipelineEvent> {
-  const call = upstream.worker(address).generate(toGenerateRequest(p));
+  const req = toGenerateRequest(p, routeId);
+  if (prefilled) {
+    req.remotePrefill = { firstToken: prefilled.response.firstToken, descriptor: prefilled.response.descriptor };
+  }
+  const call = upstream.worker(address).generate(req);
   const onAbort = (): void => call.cancel();
   ctx.signal.addEventListener('abort', onAbort, { once: true });
-  const detok = new IncrementalDetokenizer(p.tokenizer);
-  const stops = new StopStringMatcher(p.request.stop);
-  let completionTokens = 0;
   let started = false;
   let finish: 'stop' | 'length' | undefined;
-  let stoppedByString = false;
   try {
     for await (const raw of call) {
       const msg = raw as GenerateResponse;
       if (!started) {
         started = true;
-        upstream.notifyPrefillComplete(routeId);
+        if (!prefilled) upstream.notifyPrefillComplete(routeId);
         yield { type: 'start', worker: workerId, cachedTokens: msg.cachedTokens, promptTokens: p.promptIds.length };
       }
       if (msg.tokenIds.length > 0) {
-        completionTokens += msg.tokenIds.length;
-        const { emit, stopped } = stops.push(detok.push(msg.tokenIds));
-        yield { type: 'text', text: emit, tokens: msg.tokenIds.length }; // empty text still counts tokens for ITL
-        if (stopped) {
+        yield out.push(msg.tokenIds);
+        if (out.stopped) {
           finish = 'stop';
-          stoppedByString = true;
           call.cancel();
           break;
         }
@@ -198,13 +339,7 @@ async function* streamFromWorker(
     }
     if (finish === undefined)
       throw new ArmatureError('unavailable', 'stream_ended', 'the worker ended the stream without finishing');
-    if (!stoppedByString) {
-      const tail = stops.push(detok.flush());
-      const rest = tail.stopped ? tail.emit : tail.emit + stops.flush();
-      if (tail.stopped) finish = 'stop';
-      if (rest) yield { type: 'text', text: rest, tokens: 0 };
-    }
-    yield { type: 'end', finishReason: finish, completionTokens };
+    yield* finishText(out, finish);
   } catch (err) {
     ctx.throwIfCancelled();
     throw asArmatureError(err);

@@ -1,7 +1,14 @@
 // The frontend's connections upstream: the models and routers it learns from discovery,
 // and one gRPC client per worker address. It decides nothing about requests.
 import { loadTokenizer } from '@armature/tokenizer';
-import { RouterClient, WorkerClient, type RouteRequest, type RouteResponse } from '@armature/proto';
+import {
+  RouterClient,
+  WorkerClient,
+  type GenerateRequest,
+  type PrefillResponse,
+  type RouteRequest,
+  type RouteResponse,
+} from '@armature/proto';
 import {
   ArmatureError,
   CLIENT_CHANNEL_OPTIONS,
@@ -125,6 +132,19 @@ export class Upstream {
     throw new ArmatureError('unavailable', 'no_router', 'no router answered', {
       detail: lastErr?.detail,
       cause: lastErr,
+    });
+  }
+
+  /** Runs a prompt on a prefill worker: its first token and where its KV blocks wait. */
+  prefill(address: string, req: GenerateRequest, signal: AbortSignal): Promise<PrefillResponse> {
+    const client = this.worker(address);
+    return unaryCall<PrefillResponse>((cb) => client.prefill(req, cb), signal);
+  }
+
+  /** Unpins a prefill's blocks that no decode worker will pull (best effort). */
+  releaseKv(address: string, pinId: string): void {
+    this.worker(address).releaseKv({ pinId }, (err) => {
+      if (err) log.debug('releaseKv failed', { address, pinId, err: err.message });
     });
   }
 

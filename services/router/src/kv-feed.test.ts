@@ -100,6 +100,8 @@ class VllmLikeWorker {
     const handlers: WorkerServer = {
       generate: (call) => call.destroy(Object.assign(new Error('unimplemented'), unimplemented)),
       health: (_call, cb) => cb(unimplemented as never),
+      prefill: (_call, cb) => cb(unimplemented as never),
+      releaseKv: (_call, cb) => cb(unimplemented as never),
       dumpKvState: (call, cb) => {
         const w = holder.worker!;
         const from = call.request.fromSeq === undefined ? undefined : BigInt(call.request.fromSeq);

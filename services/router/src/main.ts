@@ -5,7 +5,13 @@ import { randomUUID } from 'node:crypto';
 import { RouterService } from '@armature/proto';
 import { ZmqEventPlane } from '@armature/event-plane';
 import { MetricsRegistry, serveMetrics } from '@armature/metrics';
-import { createPolicy, KvRouter, type BusyThresholds, type RouterQueueOptions } from '@armature/router-core';
+import {
+  createPolicy,
+  KvRouter,
+  type BusyThresholds,
+  type DisaggOptions,
+  type RouterQueueOptions,
+} from '@armature/router-core';
 import {
   ArmatureError,
   bindGrpcServer,
@@ -28,7 +34,9 @@ import { WorkerSet } from './worker-set.js';
 
 const log = createLogger('router');
 
-function objectFromEnv<T>(name: 'ARMATURE_ROUTER_BUSY' | 'ARMATURE_ROUTER_QUEUE' | 'ARMATURE_ROUTER_APPROX'): T {
+function objectFromEnv<T>(
+  name: 'ARMATURE_ROUTER_BUSY' | 'ARMATURE_ROUTER_QUEUE' | 'ARMATURE_ROUTER_APPROX' | 'ARMATURE_DISAGG',
+): T {
   const value = envJson(name, {});
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ArmatureError('invalid_argument', 'bad_env', `${name} must be a JSON object`);
@@ -47,6 +55,17 @@ async function main(): Promise<void> {
     approximate: objectFromEnv<ApproxIndexerOptions>('ARMATURE_ROUTER_APPROX'),
     replicaId: instanceId,
   });
+  // Prefill workers are chosen KV-aware by default; the decode pool uses the router's policy.
+  const disaggEnv = objectFromEnv<DisaggOptions & { prefillPolicy?: string; prefillParams?: unknown }>(
+    'ARMATURE_DISAGG',
+  );
+  const { prefillPolicy = 'kv', prefillParams = {}, ...disaggOptions } = disaggEnv;
+  const prefillRouter = new KvRouter({
+    policy: createPolicy(prefillPolicy, prefillParams as Record<string, unknown>),
+    busy: objectFromEnv<BusyThresholds>('ARMATURE_ROUTER_BUSY'),
+    approximate: objectFromEnv<ApproxIndexerOptions>('ARMATURE_ROUTER_APPROX'),
+    index: kv.index,
+  });
   const discovery = discoveryFromEnv();
   const eventPlane = new ZmqEventPlane();
   const publisher = await eventPlane.createPublisher({ host });
@@ -58,6 +77,7 @@ async function main(): Promise<void> {
     eventPlane,
     metrics,
     readyTimeoutMs: envInt('ARMATURE_ROUTER_READY_TIMEOUT_MS', 3_000, { min: 0 }),
+    roles: ['decode', 'prefill'],
   });
   const router = new Router({
     workers,
@@ -65,6 +85,7 @@ async function main(): Promise<void> {
     metrics,
     feed,
     queue: objectFromEnv<RouterQueueOptions>('ARMATURE_ROUTER_QUEUE'),
+    disagg: { ...disaggOptions, prefill: prefillRouter },
   });
   const replicas = new ReplicaSync({
     router: kv,

@@ -1,8 +1,11 @@
 // The Router gRPC service: for each request, the candidates (workers serving the model
 // whose KV state is loaded, minus excluded ones, or the pinned one), a decision by the
 // KvRouter (index lookup, busy filter, policy), and the load it places (Route /
-// MarkPrefillComplete / Free). When every worker is busy the request waits in a bounded
-// queue and is placed as load frees up; a full queue or a long wait is a 503.
+// MarkPrefillComplete / Free). When prefill workers serve the model, the DisaggRouter
+// picks a (prefill, decode) pair or keeps the prefill on the decode worker (short
+// uncached remainder, saturated prefill pool). When every decode worker is busy the
+// request waits in a bounded queue and is placed as load frees up; a full queue or a long
+// wait is a 503.
 import type { handleUnaryCall } from '@grpc/grpc-js';
 import type {
   FreeRequest,
@@ -14,9 +17,12 @@ import type {
   RouterServer,
 } from '@armature/proto';
 import {
+  createPolicy,
+  DisaggRouter,
+  KvRouter,
   RouterQueue,
   type CandidateWorker,
-  type KvRouter,
+  type DisaggOptions,
   type RouteOutcome,
   type RouterQueueOptions,
 } from '@armature/router-core';
@@ -44,6 +50,11 @@ export interface RouterOptions {
   /** Tells whether a worker's KV state is loaded; absent: every worker is ready. */
   feed?: KvFeed;
   queue?: RouterQueueOptions;
+  /**
+   * Disaggregation: the router choosing prefill workers (default: the `kv` policy over the
+   * decode router's index) and the thresholds of conditional disaggregation.
+   */
+  disagg?: DisaggOptions & { prefill?: KvRouter };
 }
 
 export class Router {
@@ -55,22 +66,27 @@ export class Router {
   private readonly workers: WorkerSet;
   private readonly metrics: MetricsRegistry;
   readonly kv: KvRouter;
+  readonly disagg: DisaggRouter;
 
   constructor(private readonly options: RouterOptions) {
     this.workers = options.workers;
     this.kv = options.kv;
     this.metrics = options.metrics;
+    const prefill = options.disagg?.prefill ?? new KvRouter({ policy: createPolicy('kv'), index: options.kv.index });
+    this.disagg = new DisaggRouter(prefill, options.kv, options.disagg);
     new RouterQueue(options.queue); // validates the options now rather than at the first busy moment
     // The precise index belongs to the KV feed; the rest of a departed worker's state goes here.
     this.workers.onRemoved((id) => {
       this.kv.removeWorker(id);
+      this.disagg.prefill.removeWorker(id);
+      this.metrics.get('armature_router_prefill_queue_tokens').remove({ worker: id });
       this.metrics.get('armature_router_active_requests').remove({ worker: id });
       this.pump();
     });
     this.workers.onChange(() => this.pump());
     options.feed?.onReady(() => this.pump());
     this.sweeper = setInterval(() => {
-      const n = this.kv.active.sweep();
+      const n = this.kv.active.sweep() + this.disagg.prefill.active.sweep();
       if (n > 0) log.warn('swept stale active-load entries', { count: n });
       options.feed?.publishGauges();
     }, 30_000);
@@ -111,6 +127,15 @@ export class Router {
       published: entry.published,
       approximate: !publishesKvEvents(entry.record),
     };
+  }
+
+  /** Prefill workers for a request (may be empty: the request is then served aggregated). */
+  private prefillCandidatesFor(req: RouteRequest): CandidateWorker[] {
+    if (req.pinnedWorkerId) return [];
+    const excluded = new Set(req.excludedWorkerIds);
+    const usable = this.workers.forModel(req.model, 'prefill').filter((w) => !excluded.has(w.record.instanceId));
+    const ready = usable.filter((w) => this.isReady(w));
+    return (ready.length > 0 ? ready : usable).map((e) => this.candidate(e));
   }
 
   /** The workers a request may go to now; throws `unavailable` when there are none. */
@@ -226,23 +251,38 @@ export class Router {
   }
 
   private tryRoute(req: RouteRequest, candidates: CandidateWorker[]): RouteResponse | undefined {
-    const outcome = this.kv.route(candidates, {
+    const outcome = this.disagg.route(this.prefillCandidatesFor(req), candidates, {
       requestId: req.requestId,
       model: req.model,
       tokenIds: req.tokenIds,
       pinned: Boolean(req.pinnedWorkerId),
     });
     if (!outcome) return undefined;
-    this.record(req.model, outcome);
+    this.record(req.model, outcome.decode);
+    this.metrics
+      .get('armature_router_disagg_decisions_total')
+      .inc({ model: req.model, mode: outcome.mode, reason: outcome.reason });
+    const target = (o: RouteOutcome) => ({
+      instanceId: o.worker.instanceId,
+      grpcAddress: o.worker.grpcAddress,
+      dpRank: o.worker.dpRank,
+    });
+    if (outcome.prefill) this.publishPrefillQueue(outcome.prefill.worker.instanceId);
     return {
-      decode: {
-        instanceId: outcome.worker.instanceId,
-        grpcAddress: outcome.worker.grpcAddress,
-        dpRank: outcome.worker.dpRank,
-      },
-      overlapBlocks: outcome.overlapBlocks,
-      policy: outcome.policy,
+      decode: target(outcome.decode),
+      prefill: outcome.prefill ? target(outcome.prefill) : undefined,
+      overlapBlocks: outcome.decode.overlapBlocks,
+      policy: outcome.decode.policy,
+      disaggMode: outcome.mode,
+      disaggReason: outcome.reason,
+      blocksToPull: outcome.blocksToPull,
     };
+  }
+
+  private publishPrefillQueue(worker: string): void {
+    this.metrics
+      .get('armature_router_prefill_queue_tokens')
+      .set({ worker }, this.disagg.prefill.active.of(worker).prefillTokens);
   }
 
   /** Places waiting requests, per model in queue order, while workers have room. */
@@ -290,17 +330,25 @@ export class Router {
     }
   }
 
+  /** The first token arrived: the prompt is computed, on the decode worker or on a prefill worker. */
   markPrefillComplete(requestId: string): void {
-    if (this.kv.prefillComplete(requestId)) this.pump();
+    const decode = this.kv.prefillComplete(requestId);
+    // A prefill worker's share of the request ends with its prefill (its pinned blocks are
+    // the workers' business, reported in their load).
+    const prefillWorker = this.disagg.prefill.free(requestId);
+    if (prefillWorker) this.publishPrefillQueue(prefillWorker);
+    if (decode || prefillWorker) this.pump();
   }
 
   /** The request ended: its load is released. (A waiting request leaves the queue by cancelling its Route.) */
   free(requestId: string): void {
+    const prefillWorker = this.disagg.prefill.free(requestId);
+    if (prefillWorker) this.publishPrefillQueue(prefillWorker);
     const worker = this.kv.free(requestId);
     if (worker) {
       this.metrics.get('armature_router_active_requests').set({ worker }, this.kv.active.of(worker).requests);
-      this.pump();
     }
+    if (worker || prefillWorker) this.pump();
   }
 
   /** Another replica changed the shared active load. */

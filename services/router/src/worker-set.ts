@@ -1,5 +1,6 @@
-// The router's view of the workers: who serves which model (from discovery) and the
-// load each last published (from the event plane). It chooses nothing itself.
+// The router's view of the workers: who serves which model in which role, decode or
+// prefill (from discovery), and the load each last published (from the event plane). It
+// chooses nothing itself.
 import {
   decodeBody,
   followPublishers,
@@ -8,7 +9,7 @@ import {
   type EventSubscriber,
   type LoadMessage,
 } from '@armature/event-plane';
-import { createLogger, type Discovery, type InstanceRecord, type Watch } from '@armature/runtime';
+import { createLogger, type Discovery, type DiscoveryEvent, type InstanceRecord, type Watch } from '@armature/runtime';
 import type { PublishedLoad } from '@armature/router-core';
 
 const log = createLogger('router/workers');
@@ -18,10 +19,12 @@ export interface WorkerEntry {
   published: PublishedLoad | undefined;
 }
 
+export type WorkerRole = 'decode' | 'prefill';
+const ROLES: readonly WorkerRole[] = ['decode', 'prefill'];
+
 export class WorkerSet {
   private readonly workers = new Map<string, WorkerEntry>();
-  private watch: Watch | undefined;
-  private follow: Watch | undefined;
+  private readonly watches: Watch[] = [];
   private subscriber: EventSubscriber | undefined;
   private readonly removedListeners: Array<(id: string) => void> = [];
   private readonly changeListeners: Array<() => void> = [];
@@ -32,27 +35,7 @@ export class WorkerSet {
   ) {}
 
   start(): void {
-    this.watch = this.discovery.watch({ role: 'decode' }, (e) => {
-      if (e.type === 'removed') {
-        this.workers.delete(e.record.instanceId);
-        log.info('worker left', { worker: e.record.instanceId });
-        for (const l of this.removedListeners) l(e.record.instanceId);
-        return;
-      }
-      if (!e.record.grpcAddress || !e.record.card || !e.record.model) {
-        log.warn('ignoring worker record without address, model or card', { worker: e.record.instanceId });
-        return;
-      }
-      const existing = this.workers.get(e.record.instanceId);
-      this.workers.set(e.record.instanceId, { record: e.record, published: existing?.published });
-      this.changed();
-      if (!existing)
-        log.info('worker joined', {
-          worker: e.record.instanceId,
-          model: e.record.model,
-          address: e.record.grpcAddress,
-        });
-    });
+    for (const role of ROLES) this.watches.push(this.discovery.watch({ role }, (e) => this.onDiscovery(e)));
     this.subscriber = this.eventPlane.createSubscriber({ topics: [LOAD_TOPIC] });
     this.subscriber.onMessage((msg) => {
       try {
@@ -72,13 +55,38 @@ export class WorkerSet {
         log.warn('bad load message', { err, publisher: msg.publisher });
       }
     });
-    this.follow = followPublishers(this.discovery, { role: 'decode' }, this.subscriber);
+    for (const role of ROLES) this.watches.push(followPublishers(this.discovery, { role }, this.subscriber));
   }
 
-  /** Workers serving `model`. */
-  forModel(model: string): WorkerEntry[] {
+  private onDiscovery(e: DiscoveryEvent): void {
+    if (e.type === 'removed') {
+      // An instance id that moved to the other role is not gone.
+      if (this.workers.get(e.record.instanceId)?.record.role !== e.record.role) return;
+      this.workers.delete(e.record.instanceId);
+      log.info('worker left', { worker: e.record.instanceId, role: e.record.role });
+      for (const l of this.removedListeners) l(e.record.instanceId);
+      return;
+    }
+    if (!e.record.grpcAddress || !e.record.card || !e.record.model) {
+      log.warn('ignoring worker record without address, model or card', { worker: e.record.instanceId });
+      return;
+    }
+    const existing = this.workers.get(e.record.instanceId);
+    this.workers.set(e.record.instanceId, { record: e.record, published: existing?.published });
+    this.changed();
+    if (!existing)
+      log.info('worker joined', {
+        worker: e.record.instanceId,
+        role: e.record.role,
+        model: e.record.model,
+        address: e.record.grpcAddress,
+      });
+  }
+
+  /** Workers serving `model` in `role`. */
+  forModel(model: string, role: WorkerRole = 'decode'): WorkerEntry[] {
     const out: WorkerEntry[] = [];
-    for (const w of this.workers.values()) if (w.record.model === model) out.push(w);
+    for (const w of this.workers.values()) if (w.record.model === model && w.record.role === role) out.push(w);
     return out;
   }
 
@@ -104,8 +112,7 @@ export class WorkerSet {
   }
 
   async close(): Promise<void> {
-    this.watch?.close();
-    this.follow?.close();
+    for (const w of this.watches) w.close();
     await this.subscriber?.close();
   }
 }

@@ -1,5 +1,6 @@
-// A throwaway local cluster for benchmarks: n decode workers, a router and a frontend as
-// child processes on 127.0.0.1, found through file discovery in a temp dir.
+// A throwaway local cluster for benchmarks: n decode workers (and optionally m prefill
+// workers), a router and a frontend as child processes on 127.0.0.1, found through file
+// discovery in a temp dir.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -15,6 +16,10 @@ export interface LocalClusterOptions {
   policy: string;
   engineArgs: Record<string, unknown>;
   maxBodyBytes?: number;
+  /** Prefill workers (default 0: aggregated serving). */
+  prefillWorkers?: number;
+  /** Extra router environment (for example ARMATURE_DISAGG). */
+  routerEnv?: Record<string, string>;
 }
 
 export interface LocalCluster {
@@ -86,9 +91,25 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
         /worker ready/,
       ),
     );
-    children.push(...(await Promise.all(workers)));
+    const prefill = Array.from({ length: o.prefillWorkers ?? 0 }, (_, i) =>
+      start(
+        'services/prefill/dist/main.js',
+        {
+          ...common,
+          ARMATURE_INSTANCE_ID: `prefill-${i}`,
+          ARMATURE_MODEL: o.model,
+          ARMATURE_ENGINE_ARGS: JSON.stringify(o.engineArgs),
+        },
+        /worker ready/,
+      ),
+    );
+    children.push(...(await Promise.all([...workers, ...prefill])));
     children.push(
-      await start('services/router/dist/main.js', { ...common, ARMATURE_ROUTER_POLICY: o.policy }, /router ready/),
+      await start(
+        'services/router/dist/main.js',
+        { ...common, ARMATURE_ROUTER_POLICY: o.policy, ...o.routerEnv },
+        /router ready/,
+      ),
     );
     children.push(
       await start(

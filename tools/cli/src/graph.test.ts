@@ -42,3 +42,40 @@ describe('graph: router settings', () => {
     expect(bad({ approximate: { ttlMs: 0 } })).toThrow(/ttlMs/);
   });
 });
+
+describe('graph: disaggregated serving', () => {
+  it('compiles infra/graphs/disagg.yaml: one prefill and two decode workers, thresholds for the router', async () => {
+    const graph = await loadGraph(new URL('../../../infra/graphs/disagg.yaml', import.meta.url).pathname);
+    const kinds = graph.services.map((s) => [s.kind, s.replicas]);
+    expect(kinds).toEqual([
+      ['frontend', 1],
+      ['router', 1],
+      ['prefill', 1],
+      ['decode', 2],
+    ]);
+    const router = graph.services.find((s) => s.kind === 'router')!;
+    expect(JSON.parse(router.env.ARMATURE_DISAGG!)).toEqual({
+      prefillPolicy: 'kv',
+      minRemotePrefillTokens: 2048,
+      maxPrefillQueueTokens: 131072,
+    });
+    const prefill = graph.services.find((s) => s.kind === 'prefill')!;
+    const decode = graph.services.find((s) => s.kind === 'decode')!;
+    // Both pools must agree on the KV layout, or no block could move between them.
+    expect(prefill.env.ARMATURE_ENGINE_ARGS).toBe(decode.env.ARMATURE_ENGINE_ARGS);
+    expect(JSON.parse(prefill.env.ARMATURE_ENGINE_ARGS!).kvLayout).toEqual({
+      numLayers: 2,
+      kvHeads: 2,
+      headDim: 64,
+      dtypeBytes: 2,
+    });
+  });
+
+  it('rejects bad disaggregation settings when the graph is read', () => {
+    const bad = (disagg: Record<string, unknown>) => () => compileGraph(base({ disagg }), { name: 't' });
+    expect(bad({ minRemotePrefillTokens: -5 })).toThrow(/minRemotePrefillTokens/);
+    expect(bad({ maxPrefillQueueTokens: 0 })).toThrow(/maxPrefillQueueTokens/);
+    expect(bad({ prefillPolicy: 'fastest' })).toThrow(/unknown routing policy/);
+    expect(bad({ minRemotePrefill: 10 })).toThrow(/disagg.minRemotePrefill: unknown setting/);
+  });
+});

@@ -6,13 +6,15 @@ import { parse } from 'yaml';
 import type { ApproxIndexerOptions } from '@armature/kv';
 import {
   createPolicy,
+  DisaggRouter,
   KvRouter,
   RouterQueue,
   type BusyThresholds,
+  type DisaggOptions,
   type RouterQueueOptions,
 } from '@armature/router-core';
 
-export type ServiceKind = 'frontend' | 'router' | 'decode';
+export type ServiceKind = 'frontend' | 'router' | 'prefill' | 'decode';
 
 export interface ServiceSpec {
   kind: ServiceKind;
@@ -69,7 +71,7 @@ export function compileGraph(doc: unknown, defaults: { name: string }): Deployme
   const host = field(doc, 'host', 'graph', isString, 'an interface address', '127.0.0.1');
   const discoveryDir = field(doc, 'discoveryDir', 'graph', isString, 'a directory', `.armature/${name}/discovery`);
   const servicesRaw = field(doc, 'services', 'graph', isObject, 'a mapping of services');
-  const known: ServiceKind[] = ['frontend', 'router', 'decode'];
+  const known: ServiceKind[] = ['frontend', 'router', 'prefill', 'decode'];
   for (const key of Object.keys(servicesRaw)) {
     if (!(known as string[]).includes(key))
       throw new GraphError(`services.${key}: unknown service (known: ${known.join(', ')})`);
@@ -88,7 +90,7 @@ export function compileGraph(doc: unknown, defaults: { name: string }): Deployme
       if (replicas > 1) throw new GraphError(`${where}.replicas: one frontend per host (it binds port ${httpPort})`);
     }
     if (kind === 'router') Object.assign(env, compileRouter(raw, where));
-    if (kind === 'decode') {
+    if (kind === 'decode' || kind === 'prefill') {
       env.ARMATURE_ENGINE = field(raw, 'engine', where, isString, 'an engine name', 'mocker');
       env.ARMATURE_ENGINE_ARGS = JSON.stringify(field(raw, 'engineArgs', where, isObject, 'a mapping', {}));
       env.ARMATURE_MODEL = model;
@@ -107,10 +109,29 @@ function compileRouter(raw: Raw, where: string): Record<string, string> {
   const busy = field(raw, 'busy', where, isObject, 'a mapping {kvUsage, prefillTokens}', {});
   const queue = field(raw, 'queue', where, isObject, 'a mapping {capacity, order, timeoutMs}', {});
   const approximate = field(raw, 'approximate', where, isObject, 'a mapping {ttlMs, maxBlocks, pruneFraction}', {});
+  const disagg = field(
+    raw,
+    'disagg',
+    where,
+    isObject,
+    'a mapping {minRemotePrefillTokens, maxPrefillQueueTokens, prefillPolicy, prefillParams}',
+    {},
+  );
   try {
     const p = createPolicy(policy, params);
-    new KvRouter({ policy: p, busy: busy as BusyThresholds, approximate: approximate as ApproxIndexerOptions });
+    const decode = new KvRouter({
+      policy: p,
+      busy: busy as BusyThresholds,
+      approximate: approximate as ApproxIndexerOptions,
+    });
     new RouterQueue(queue as RouterQueueOptions);
+    const { prefillPolicy = 'kv', prefillParams = {}, ...thresholds } = disagg;
+    for (const key of Object.keys(thresholds)) {
+      if (key !== 'minRemotePrefillTokens' && key !== 'maxPrefillQueueTokens')
+        throw new Error(`disagg.${key}: unknown setting`);
+    }
+    const prefill = new KvRouter({ policy: createPolicy(String(prefillPolicy), prefillParams as Raw) });
+    new DisaggRouter(prefill, decode, thresholds as DisaggOptions);
   } catch (err) {
     throw new GraphError(`${where}: ${(err as Error).message}`);
   }
@@ -120,6 +141,7 @@ function compileRouter(raw: Raw, where: string): Record<string, string> {
     ARMATURE_ROUTER_BUSY: JSON.stringify(busy),
     ARMATURE_ROUTER_QUEUE: JSON.stringify(queue),
     ARMATURE_ROUTER_APPROX: JSON.stringify(approximate),
+    ARMATURE_DISAGG: JSON.stringify(disagg),
   };
 }
 

@@ -10,6 +10,7 @@ const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const ENTRY: Record<ServiceKind, string> = {
   frontend: resolve(ROOT, 'services/frontend/dist/main.js'),
   router: resolve(ROOT, 'services/router/dist/main.js'),
+  prefill: resolve(ROOT, 'services/prefill/dist/main.js'),
   decode: resolve(ROOT, 'services/decode/dist/main.js'),
 };
 const COLORS = [36, 33, 35, 32, 34, 31, 96, 93, 95, 92];
@@ -47,7 +48,8 @@ export class Supervisor {
     let i = 0;
     for (const svc of graph.services) {
       for (let r = 0; r < svc.replicas; r++) {
-        const name = svc.replicas > 1 || svc.kind === 'decode' ? `${svc.kind}-${r}` : svc.kind;
+        const name =
+          svc.replicas > 1 || svc.kind === 'decode' || svc.kind === 'prefill' ? `${svc.kind}-${r}` : svc.kind;
         this.members.push({
           name,
           kind: svc.kind,
@@ -127,7 +129,7 @@ export class Supervisor {
     this.stopping = true;
     for (const t of this.timers) clearTimeout(t);
     // Frontend first, so no new requests arrive while workers drain.
-    const order: ServiceKind[] = ['frontend', 'router', 'decode'];
+    const order: ServiceKind[] = ['frontend', 'router', 'prefill', 'decode'];
     for (const kind of order) {
       await Promise.all(
         this.members

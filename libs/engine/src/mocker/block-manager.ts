@@ -99,6 +99,11 @@ export class BlockManager {
     return this.sequences.has(sequenceId);
   }
 
+  /** Sequences holding blocks (for invariant checks). */
+  sequenceIds(): IterableIterator<string> {
+    return this.sequences.keys();
+  }
+
   /** Block ids a sequence holds, in token order (for tests and diagnostics). */
   sequenceBlockIds(sequenceId: string): readonly number[] | undefined {
     return this.sequences.get(sequenceId)?.blocks;

@@ -1,12 +1,24 @@
 // The live mocker: runs MockerCore against the wall clock. Each pass takes the time the
 // perf model says (paced against a running deadline, so timer overshoot is caught up
 // rather than accumulated); the loop idles when there is no work and wakes on a request.
-// It turns step outputs into per-request streams and AbortSignals into cancellations. It
-// does not publish anywhere: listeners (the worker service) forward events and load.
+// It turns step outputs into per-request streams (or, for a prefill-only request, a promise
+// of its PrefillResult) and AbortSignals into cancellations. The disaggregation hooks (`kv`)
+// are the core's, stamped with the wall clock. It does not publish anywhere: listeners (the
+// worker service) forward events and load; nor does it move KV bytes between engines.
 import type { KvEvent, KvEventBatch } from '@armature/kv';
 import { ArmatureError, asArmatureError, createLogger, type ModelCard } from '@armature/runtime';
 import { OutputStream } from '../output-stream.js';
-import type { Engine, EngineLoad, EngineOutput, EngineRequest } from '../types.js';
+import type {
+  Engine,
+  EngineLoad,
+  EngineOutput,
+  EngineRequest,
+  ImportPlan,
+  KvCacheLayout,
+  KvTransferHooks,
+  PrefillResult,
+} from '../types.js';
+import { kvBlockBytes } from './kv-memory.js';
 import { compileMockerOptions, mockerCard, type MockerConfig, type MockerOptions } from './options.js';
 import { MockerCore, type MockerStepOutput } from './scheduler.js';
 
@@ -15,14 +27,28 @@ const log = createLogger('engine/mocker');
 /** A loop behind its schedule by more than this stops catching up (ms). */
 const MAX_LAG_MS = 1000;
 
-interface ActiveRequest {
-  readonly stream: OutputStream;
-  readonly signal: AbortSignal;
-  readonly onAbort: () => void;
-}
+/** A request in flight: a stream of outputs, or a prefill awaiting its first token. */
+type ActiveRequest =
+  | {
+      readonly kind: 'stream';
+      readonly stream: OutputStream;
+      readonly signal: AbortSignal;
+      readonly onAbort: () => void;
+    }
+  | {
+      readonly kind: 'prefill';
+      readonly resolve: (result: PrefillResult) => void;
+      readonly reject: (error: ArmatureError) => void;
+      readonly signal: AbortSignal;
+      readonly onAbort: () => void;
+    };
+
+const cancelledError = (requestId: string): ArmatureError =>
+  new ArmatureError('cancelled', 'request_cancelled', `request ${requestId} was cancelled`);
 
 export class MockerEngine implements Engine {
   readonly card: ModelCard;
+  readonly kv: KvTransferHooks;
   private readonly core: MockerCore;
   private readonly active = new Map<string, ActiveRequest>();
   private readonly kvListeners = new Set<(batch: KvEventBatch) => void>();
@@ -42,12 +68,21 @@ export class MockerEngine implements Engine {
           : (batch) => this.emit(this.kvListeners, opaque ? scrambleBatch(batch) : batch),
       onLoad: (load) => this.emit(this.loadListeners, load),
     });
+    this.kv = new MockerKvHooks(
+      this.core,
+      config,
+      (request, signal) => this.prefill(request, signal),
+      () => this.wake?.(),
+    );
     this.loop = this.run();
   }
 
   generate(request: EngineRequest, signal: AbortSignal): AsyncIterable<EngineOutput> {
     if (this.closed) throw new ArmatureError('unavailable', 'engine_closed', 'the engine is shutting down');
     if (signal.aborted) {
+      // A decode request cancelled before it starts leaves no imported KV behind.
+      if (request.firstToken !== undefined && this.core.stateOf(request.requestId) === 'importing')
+        this.kv.cancelImport(request.requestId);
       const stream = new OutputStream();
       stream.push({ tokenIds: [], finishReason: 'cancelled' });
       stream.end();
@@ -58,9 +93,23 @@ export class MockerEngine implements Engine {
     const stream = new OutputStream(() => this.cancel(requestId, false));
     const onAbort = (): void => this.cancel(requestId, true);
     signal.addEventListener('abort', onAbort, { once: true });
-    this.active.set(requestId, { stream, signal, onAbort });
+    this.active.set(requestId, { kind: 'stream', stream, signal, onAbort });
     this.wake?.();
     return stream;
+  }
+
+  private prefill(request: EngineRequest, signal: AbortSignal): Promise<PrefillResult> {
+    return new Promise((resolve, reject) => {
+      // Throwing here rejects: invalid requests reject as generate() throws.
+      if (this.closed) throw new ArmatureError('unavailable', 'engine_closed', 'the engine is shutting down');
+      if (signal.aborted) throw cancelledError(request.requestId);
+      this.core.add(request, Date.now(), { prefillOnly: true });
+      const { requestId } = request;
+      const onAbort = (): void => this.cancel(requestId, true);
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.active.set(requestId, { kind: 'prefill', resolve, reject, signal, onAbort });
+      this.wake?.();
+    });
   }
 
   load(): EngineLoad {
@@ -123,9 +172,15 @@ export class MockerEngine implements Engine {
   }
 
   private deliver(outputs: MockerStepOutput[]): void {
-    for (const { requestId, output } of outputs) {
+    for (const { requestId, output, prefill } of outputs) {
       const entry = this.active.get(requestId);
-      if (!entry) continue; // cancelled during the pass
+      if (!entry) continue; // cancelled during the pass (a pinned prefill was released then)
+      if (entry.kind === 'prefill') {
+        this.active.delete(requestId);
+        entry.signal.removeEventListener('abort', entry.onAbort);
+        entry.resolve(prefill!);
+        continue;
+      }
       entry.stream.push(output);
       if (output.finishReason) {
         this.active.delete(requestId);
@@ -140,19 +195,28 @@ export class MockerEngine implements Engine {
     if (!entry) return;
     this.active.delete(requestId);
     entry.signal.removeEventListener('abort', entry.onAbort);
-    this.core.cancel(requestId);
-    if (notify) entry.stream.push({ tokenIds: [], finishReason: 'cancelled' });
-    entry.stream.end();
+    this.drop(requestId, entry);
+    if (entry.kind === 'prefill') entry.reject(cancelledError(requestId));
+    else {
+      if (notify) entry.stream.push({ tokenIds: [], finishReason: 'cancelled' });
+      entry.stream.end();
+    }
     this.wake?.();
   }
 
   private failAll(error: ArmatureError): void {
     for (const [requestId, entry] of this.active) {
       entry.signal.removeEventListener('abort', entry.onAbort);
-      this.core.cancel(requestId);
-      entry.stream.fail(error);
+      this.drop(requestId, entry);
+      if (entry.kind === 'prefill') entry.reject(error);
+      else entry.stream.fail(error);
     }
     this.active.clear();
+  }
+
+  /** Frees what a request holds in the core; a prefill whose first token came in the pass being paced is pinned already. */
+  private drop(requestId: string, entry: ActiveRequest): void {
+    if (!this.core.cancel(requestId) && entry.kind === 'prefill') this.core.release(requestId, Date.now());
   }
 
   private emit<T>(listeners: Set<(value: T) => void>, value: T): void {
@@ -163,6 +227,53 @@ export class MockerEngine implements Engine {
         log.warn('engine listener threw', { error: err });
       }
     }
+  }
+}
+
+/** The mocker's disaggregation hooks: the core's, stamped with the wall clock, waking the loop when blocks free up. */
+class MockerKvHooks implements KvTransferHooks {
+  readonly layout: KvCacheLayout;
+  readonly blockBytes: number;
+  readonly totalBlocks: number;
+
+  constructor(
+    private readonly core: MockerCore,
+    config: MockerConfig,
+    readonly prefill: (request: EngineRequest, signal: AbortSignal) => Promise<PrefillResult>,
+    private readonly wake: () => void,
+  ) {
+    this.layout = config.kvLayout;
+    this.blockBytes = kvBlockBytes(config.kvLayout);
+    this.totalBlocks = config.totalKvBlocks;
+  }
+
+  attachMemory(memory: Uint8Array): void {
+    this.core.attachMemory(memory);
+  }
+
+  release(requestId: string): boolean {
+    const released = this.core.release(requestId, Date.now());
+    if (released) this.wake();
+    return released;
+  }
+
+  pinned(): { requests: number; blocks: number } {
+    return this.core.pinned();
+  }
+
+  reserveImport(requestId: string, tokenIds: readonly number[]): ImportPlan | undefined {
+    return this.core.reserveImport(requestId, tokenIds, Date.now());
+  }
+
+  commitImport(requestId: string): boolean {
+    const committed = this.core.commitImport(requestId, Date.now());
+    if (!committed) this.wake(); // the reservation's blocks are free again
+    return committed;
+  }
+
+  cancelImport(requestId: string): void {
+    this.core.cancelImport(requestId, Date.now());
+    this.wake();
   }
 }
 

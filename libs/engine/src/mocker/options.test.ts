@@ -23,6 +23,21 @@ describe('mocker options', () => {
     });
     expect(config.perfModel.prefillMs(1000)).toBeCloseTo(32.1058589, 6);
     expect(Object.isFrozen(config)).toBe(true);
+    // 1 KiB of KV per token.
+    expect(config.kvLayout).toEqual({ numLayers: 2, kvHeads: 2, headDim: 64, dtypeBytes: 2, blockSize: 16 });
+    expect(Object.isFrozen(config.kvLayout)).toBe(true);
+  });
+
+  it('fills a partial KV layout and takes its block size from blockSize', () => {
+    expect(compileMockerOptions({ blockSize: 32, kvLayout: { numLayers: 32, dtypeBytes: 4 } }).kvLayout).toEqual({
+      numLayers: 32,
+      kvHeads: 2,
+      headDim: 64,
+      dtypeBytes: 4,
+      blockSize: 32,
+    });
+    // A row of 1 head × 2 elements × 2 bytes is one 32-bit word: allowed.
+    expect(compileMockerOptions({ kvLayout: { kvHeads: 1, headDim: 2, dtypeBytes: 2 } }).kvLayout.headDim).toBe(2);
   });
 
   it('makes the model card the worker advertises', () => {
@@ -70,6 +85,15 @@ describe('mocker options', () => {
     [{ dpRank: 1.5 }, 'dpRank'],
     [{ speedup: 2, perfModel: { speedup: 3 } }, 'perfModel.speedup'],
     [{ blocksize: 16 }, 'blocksize'],
+    [{ kvLayout: 4 }, 'kvLayout'],
+    [{ kvLayout: [] }, 'kvLayout'],
+    [{ kvLayout: { numLayers: 0 } }, 'kvLayout.numLayers'],
+    [{ kvLayout: { kvHeads: 1.5 } }, 'kvLayout.kvHeads'],
+    [{ kvLayout: { headDim: -64 } }, 'kvLayout.headDim'],
+    [{ kvLayout: { dtypeBytes: '2' } }, 'kvLayout.dtypeBytes'],
+    [{ kvLayout: { layers: 2 } }, 'kvLayout.layers'],
+    [{ kvLayout: { kvHeads: 1, headDim: 3, dtypeBytes: 2 } }, 'kvLayout'],
+    [{ kvLayout: { kvHeads: 1, headDim: 1, dtypeBytes: 1 } }, 'kvLayout'],
   ])('rejects %j', (options, param) => {
     try {
       compileMockerOptions(options as never);

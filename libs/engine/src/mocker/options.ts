@@ -2,7 +2,20 @@
 // ARMATURE_ENGINE_ARGS JSON) with documented defaults -> a validated, fully-populated config.
 // Unknown keys and bad values throw, so a typo in a deployment graph fails at start-up.
 import { ArmatureError, type ModelCard } from '@armature/runtime';
+import type { KvCacheLayout } from '../types.js';
 import { createPerfModel, type PerfModel, type PerfModelOptions } from './perf-model.js';
+
+/** Shape of the simulated KV cache; blockSize comes from the mocker's blockSize. */
+export interface MockerKvLayoutOptions {
+  /** Layers (default 2). */
+  numLayers?: number;
+  /** KV heads (default 2). */
+  kvHeads?: number;
+  /** Elements per head (default 64). */
+  headDim?: number;
+  /** Bytes per element (default 2, as bf16). kvHeads × headDim × dtypeBytes must be a multiple of 4. */
+  dtypeBytes?: number;
+}
 
 export interface MockerOptions {
   /** Served model name (default 'armature/mock-model'). */
@@ -41,6 +54,12 @@ export interface MockerOptions {
    * from token ids; 'none' publishes nothing, so the router predicts the cache (approximate).
    */
   kvEvents?: 'armature' | 'opaque' | 'none';
+  /**
+   * Shape of the KV cache's bytes, which exist once memory is attached (disaggregated
+   * serving). Defaults: 2 layers × 2 KV heads × 64 × 2 bytes: 1 KiB per token, 16 KiB per
+   * 16-token block, small enough that tests move real bytes cheaply.
+   */
+  kvLayout?: MockerKvLayoutOptions;
 }
 
 export interface MockerConfig {
@@ -60,6 +79,7 @@ export interface MockerConfig {
   readonly perfModel: PerfModel;
   readonly dpRank: number | null;
   readonly kvEvents: 'armature' | 'opaque' | 'none';
+  readonly kvLayout: Readonly<KvCacheLayout>;
 }
 
 export const MOCKER_DEFAULTS = {
@@ -78,6 +98,7 @@ export const MOCKER_DEFAULTS = {
   enablePrefixCaching: true,
   dpRank: null,
   kvEvents: 'armature',
+  kvLayout: { numLayers: 2, kvHeads: 2, headDim: 64, dtypeBytes: 2 },
 } as const;
 
 const KNOWN_KEYS = new Set<string>([...Object.keys(MOCKER_DEFAULTS), 'perfModel']);
@@ -104,6 +125,26 @@ function tokenId(value: unknown, param: string): number {
   if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0 || value > MAX_TOKEN_ID)
     throw bad(param, `expected token ids in [0, 2^32), got ${JSON.stringify(value)}`);
   return value;
+}
+
+function kvLayout(value: unknown, blockSize: number): Readonly<KvCacheLayout> {
+  const d = MOCKER_DEFAULTS.kvLayout;
+  const raw: unknown = value ?? {};
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('kvLayout', 'expected an object');
+  for (const key of Object.keys(raw)) if (!Object.hasOwn(d, key)) throw bad(`kvLayout.${key}`, 'unknown option');
+  const { numLayers, kvHeads, headDim, dtypeBytes } = raw as MockerKvLayoutOptions;
+  const layout: KvCacheLayout = {
+    numLayers: positiveInt(numLayers, 'kvLayout.numLayers', d.numLayers),
+    kvHeads: positiveInt(kvHeads, 'kvLayout.kvHeads', d.kvHeads),
+    headDim: positiveInt(headDim, 'kvLayout.headDim', d.headDim),
+    dtypeBytes: positiveInt(dtypeBytes, 'kvLayout.dtypeBytes', d.dtypeBytes),
+    blockSize,
+  };
+  // Rows are written and checked as whole 32-bit words.
+  const rowBytes = layout.kvHeads * layout.headDim * layout.dtypeBytes;
+  if (rowBytes % 4 !== 0) throw bad('kvLayout', `kvHeads × headDim × dtypeBytes (${rowBytes}) must be a multiple of 4`);
+  if (!Number.isSafeInteger(rowBytes * layout.numLayers * 2 * blockSize)) throw bad('kvLayout', 'a block is too large');
+  return Object.freeze(layout);
 }
 
 /** Validates raw mocker options and fills in the defaults; throws ArmatureError on bad values. */
@@ -144,9 +185,10 @@ export function compileMockerOptions(options: MockerOptions = {}): MockerConfig 
   if (kvEvents !== 'armature' && kvEvents !== 'opaque' && kvEvents !== 'none')
     throw bad('kvEvents', `expected armature, opaque or none, got ${JSON.stringify(kvEvents)}`);
 
+  const blockSize = positiveInt(options.blockSize, 'blockSize', d.blockSize);
   const config: MockerConfig = {
     model: nonEmptyString(options.model, 'model', d.model),
-    blockSize: positiveInt(options.blockSize, 'blockSize', d.blockSize),
+    blockSize,
     totalKvBlocks: positiveInt(options.totalKvBlocks, 'totalKvBlocks', d.totalKvBlocks),
     maxNumSeqs: positiveInt(options.maxNumSeqs, 'maxNumSeqs', d.maxNumSeqs),
     maxNumBatchedTokens: positiveInt(options.maxNumBatchedTokens, 'maxNumBatchedTokens', d.maxNumBatchedTokens),
@@ -161,6 +203,7 @@ export function compileMockerOptions(options: MockerOptions = {}): MockerConfig 
     perfModel: createPerfModel({ ...options.perfModel, speedup }),
     dpRank,
     kvEvents,
+    kvLayout: kvLayout(options.kvLayout, blockSize),
   };
   return Object.freeze(config);
 }
