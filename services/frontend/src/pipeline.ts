@@ -159,6 +159,7 @@ export async function* run(
   let routeId = p.requestId;
   let prefilled: Prefilled | undefined;
   let started = false;
+  let decoded = false;
   try {
     for (let attempt = 0; ; attempt++) {
       ctx.throwIfCancelled();
@@ -225,6 +226,7 @@ export async function* run(
           }
           yield ev;
         }
+        decoded = true;
         return;
       } catch (err) {
         const e = asArmatureError(err);
@@ -250,10 +252,10 @@ export async function* run(
     }
   } finally {
     upstream.notifyFree(routeId);
-    // Unpin a prefill no decode worker took (a decode worker that did releases it itself;
-    // a second release is a no-op).
+    // Unpin a prefill no decode worker finished with (a decode worker that pulled it
+    // released it already; a second release is a no-op).
     const d = prefilled?.response.descriptor;
-    if (prefilled && d && ctx.cancelled) upstream.releaseKv(prefilled.address, d.pinId);
+    if (prefilled && d && !decoded) upstream.releaseKv(prefilled.address, d.pinId);
   }
 }
 

@@ -65,6 +65,7 @@ async function main(): Promise<void> {
     busy: objectFromEnv<BusyThresholds>('ARMATURE_ROUTER_BUSY'),
     approximate: objectFromEnv<ApproxIndexerOptions>('ARMATURE_ROUTER_APPROX'),
     index: kv.index,
+    replicaId: instanceId,
   });
   const discovery = discoveryFromEnv();
   const eventPlane = new ZmqEventPlane();
@@ -89,6 +90,7 @@ async function main(): Promise<void> {
   });
   const replicas = new ReplicaSync({
     router: kv,
+    prefillRouter,
     replicaId: instanceId,
     discovery,
     eventPlane,

@@ -1,7 +1,8 @@
 // Router replicas share the active load they place on workers, so that every replica's
 // cost function sees the requests the others sent: each replica publishes its add /
 // prefill-complete / free changes on its own event-plane socket (topic `active`) and
-// applies the ones the other replicas publish. Predictions for workers in approximate
+// applies the ones the other replicas publish, for both pools of a disaggregated
+// deployment (decode, and prefill). Predictions for workers in approximate
 // mode travel with the adds, so the replicas predict the same caches. A replica that
 // leaves discovery takes its entries with it; entries orphaned by a lost message are
 // swept by age. The KV index is not shared: each replica rebuilds it from the workers.
@@ -23,8 +24,13 @@ const log = createLogger('router/replicas');
 /** Topic of active-load changes between router replicas. */
 export const ACTIVE_TOPIC = 'active';
 
+/** Which of a replica's routers an op belongs to. */
+export type Pool = 'decode' | 'prefill';
+
 interface WireOp {
   router: string;
+  /** Absent: decode (what replicas without disaggregation send). */
+  pool?: Pool;
   op: ActiveLoadOp['op'];
   requestId: string;
   workerId?: string;
@@ -36,11 +42,13 @@ interface WireOp {
   approximate?: boolean;
 }
 
-function toWire(router: string, op: ActiveLoadOp): WireOp {
-  if (op.op !== 'add') return { router, op: op.op, requestId: op.requestId };
+function toWire(router: string, pool: Pool, op: ActiveLoadOp): WireOp {
+  const tag = pool === 'decode' ? {} : { pool };
+  if (op.op !== 'add') return { router, ...tag, op: op.op, requestId: op.requestId };
   const h = op.blockHashes;
   return {
     router,
+    ...tag,
     op: 'add',
     requestId: op.requestId,
     workerId: op.workerId,
@@ -81,7 +89,10 @@ function fromWire(w: WireOp): ActiveLoadOp {
 }
 
 export interface ReplicaSyncOptions {
+  /** The decode pool's router (every deployment has one). */
   router: KvRouter;
+  /** The prefill pool's router, in a deployment that may disaggregate. */
+  prefillRouter?: KvRouter;
   /** This replica's instance id. */
   replicaId: string;
   discovery: Discovery;
@@ -100,37 +111,59 @@ export class ReplicaSync {
 
   constructor(private readonly options: ReplicaSyncOptions) {}
 
+  private routers(): Array<[Pool, KvRouter]> {
+    const { router, prefillRouter } = this.options;
+    return prefillRouter
+      ? [
+          ['decode', router],
+          ['prefill', prefillRouter],
+        ]
+      : [['decode', router]];
+  }
+
+  private dropOrigin(origin: string): number {
+    let dropped = 0;
+    for (const [, r] of this.routers()) dropped += r.active.dropOrigin(origin);
+    return dropped;
+  }
+
   start(): void {
-    const { router, replicaId, publisher } = this.options;
-    router.onActiveLoad((op) => {
-      try {
-        publisher.publish(ACTIVE_TOPIC, encodeBody(toWire(replicaId, op)));
-      } catch (err) {
-        log.warn('cannot publish active load', { error: (err as Error).message });
-      }
-    });
+    const { replicaId, publisher } = this.options;
+    for (const [pool, r] of this.routers()) {
+      r.onActiveLoad((op) => {
+        try {
+          publisher.publish(ACTIVE_TOPIC, encodeBody(toWire(replicaId, pool, op)));
+        } catch (err) {
+          log.warn('cannot publish active load', { error: (err as Error).message });
+        }
+      });
+    }
     const sub = this.options.eventPlane.createSubscriber({ topics: [ACTIVE_TOPIC] });
     this.subscriber = sub;
     sub.onMessage((msg) => {
       let op: ActiveLoadOp;
       let origin: string;
+      let target: KvRouter | undefined;
       try {
         const wire = decodeBody<WireOp>(msg.payload);
         origin = String(wire.router);
         if (origin === replicaId) return;
+        const pool = wire.pool ?? 'decode';
+        target = this.routers().find(([p]) => p === pool)?.[1];
+        if (!target) return; // a pool this replica does not run
         op = fromWire(wire);
       } catch (err) {
         log.warn('bad active-load message from a replica', { publisher: msg.publisher, error: (err as Error).message });
         return;
       }
-      router.applyRemote(op, origin);
+      target.applyRemote(op, origin);
       this.options.metrics.get('armature_router_replica_ops_total').inc({ op: op.op });
       this.options.onChange?.();
     });
     sub.onGap((gap) => {
       // A restarted replica's old requests are gone with it.
       const origin = this.replicaAt.get(gap.publisher);
-      if (origin && isPublisherRestart(gap)) router.active.dropOrigin(origin);
+      if (origin && isPublisherRestart(gap)) this.dropOrigin(origin);
     });
     this.follow = followPublishers(this.options.discovery, { role: 'router' }, sub, {
       onJoin: (record) => {
@@ -141,7 +174,7 @@ export class ReplicaSync {
       onLeave: (record) => {
         if (record.instanceId === replicaId) return;
         if (record.eventAddress) this.replicaAt.delete(record.eventAddress);
-        const dropped = router.active.dropOrigin(record.instanceId);
+        const dropped = this.dropOrigin(record.instanceId);
         log.info('router replica left', { replica: record.instanceId, droppedRequests: dropped });
         this.options.onChange?.();
       },

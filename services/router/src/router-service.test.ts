@@ -111,3 +111,75 @@ describe('Router queue', () => {
     expect((await router.route(request('later'))).decode!.instanceId).toBe('w-m');
   });
 });
+
+describe('Router: disaggregated pairs', () => {
+  const closers: Array<() => unknown> = [];
+  afterEach(async () => {
+    while (closers.length > 0) await closers.pop()!();
+  });
+
+  it('picks a prefill worker for long uncached prompts only while one is up, and releases both loads', async () => {
+    const hub = new MemoryDiscoveryHub();
+    const discovery = new MemoryDiscovery(hub);
+    closers.push(() => discovery.close());
+    await discovery.register({
+      instanceId: 'd0',
+      role: 'decode',
+      model: 'm',
+      grpcAddress: '127.0.0.1:11',
+      card: card('m'),
+    });
+    const workers = new WorkerSet(discovery, new MemoryEventPlane());
+    workers.start();
+    closers.push(() => workers.close());
+    await waitFor(() => workers.size === 1, 2_000);
+    const metrics = new MetricsRegistry();
+    const kv = new KvRouter({ policy: createPolicy('kv') });
+    const router = new Router({ workers, kv, metrics, disagg: { minRemotePrefillTokens: 64 } });
+    closers.push(() => router.close());
+
+    const alone = await router.route(request('a', 'm', 200));
+    expect([alone.disaggMode, alone.disaggReason, alone.prefill]).toEqual([
+      'aggregated',
+      'no_prefill_workers',
+      undefined,
+    ]);
+    router.free('a');
+
+    const prefill = await discovery.register({
+      instanceId: 'p0',
+      role: 'prefill',
+      model: 'm',
+      grpcAddress: '127.0.0.1:12',
+      card: card('m'),
+    });
+    await waitFor(() => workers.size === 2, 2_000);
+    // Prefill workers are never decode candidates.
+    expect(workers.forModel('m').map((w) => w.record.instanceId)).toEqual(['d0']);
+    const long = await router.route(request('bb', 'm', 200));
+    expect(long.decode!.instanceId).toBe('d0');
+    expect(long.prefill!.instanceId).toBe('p0');
+    expect([long.disaggMode, long.disaggReason, long.blocksToPull]).toEqual(['remote-prefill', 'remote', 50]);
+    expect(router.disagg.prefill.active.of('p0').prefillTokens).toBe(200);
+    expect(kv.active.of('d0').prefillTokens).toBe(0); // the decode worker computes none of it
+    const short = await router.route(request('ccc', 'm', 40));
+    expect([short.disaggMode, short.disaggReason, short.prefill]).toEqual(['local-prefill', 'short_prompt', undefined]);
+    // A pinned request stays on its worker, aggregated.
+    const pinned = await router.route({ ...request('eeee', 'm', 200), pinnedWorkerId: 'd0' });
+    expect(pinned.prefill).toBeUndefined();
+
+    router.markPrefillComplete('bb'); // the prefill worker answered: its share is over
+    expect(router.disagg.prefill.active.size).toBe(0);
+    expect(kv.active.of('d0').requests).toBe(3);
+    for (const id of ['bb', 'ccc', 'eeee']) router.free(id);
+    expect(kv.active.size).toBe(0);
+    expect(await metrics.registry.getSingleMetricAsString('armature_router_disagg_decisions_total')).toMatch(
+      /mode="remote-prefill",reason="remote"} 1/,
+    );
+
+    await prefill.unregister();
+    await waitFor(() => workers.size === 1, 2_000);
+    const after = await router.route(request('fffff', 'm', 200));
+    expect(after.disaggMode).toBe('aggregated');
+  });
+});
