@@ -1,10 +1,11 @@
 // `armature up` runs a graph as supervised processes: it serves the OpenAI API, restarts
 // a crashed worker, and stops everything on SIGTERM.
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI from 'openai';
 import { afterAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
 import { FileDiscovery } from '@armature/runtime';
 import { freePort, spawnNode, waitFor, type ServiceProcess } from '@armature/testing';
 import { ROOT } from './cluster.js';
@@ -89,5 +90,51 @@ describe('armature up', () => {
     cli.kill('SIGTERM');
     expect(await cli.exited).toBe(0);
     for (const pid of everyone) expect(alive(pid)).toBe(false);
+  }, 90_000);
+
+  it('runs infra/graphs/disagg.yaml: long prompts prefill on the prefill worker, short ones on a decode worker', async () => {
+    await cli?.stop(5_000);
+    const tmp = await mkdtemp(join(tmpdir(), 'armature-up-disagg-'));
+    try {
+      // The shipped graph, with this host's port and directory and a faster mocker.
+      const graph = parse(await readFile(join(ROOT, 'infra/graphs/disagg.yaml'), 'utf8')) as {
+        discoveryDir?: string;
+        services: Record<string, Record<string, unknown>>;
+      };
+      const port = await freePort();
+      graph.discoveryDir = join(tmp, 'discovery');
+      graph.services.frontend!.port = port;
+      for (const kind of ['prefill', 'decode']) {
+        const svc = graph.services[kind]!;
+        svc.engineArgs = { ...(svc.engineArgs as object), speedup: 20 };
+      }
+      const graphPath = join(tmp, 'disagg.yaml');
+      await writeFile(graphPath, stringify(graph));
+      cli = spawnNode(join(ROOT, 'tools/cli/bin/armature.js'), ['up', graphPath], {});
+      await cli.waitForOutput(/is up — OpenAI API at/, 45_000);
+      expect(cli.output()).toMatch(/prefill-0\s+\|.*worker ready.*"role":"prefill"/);
+
+      const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0 });
+      const ask = async (n: number) => {
+        const prompt = Array.from({ length: n }, (_, i) => 2000 + ((i * 7919) % 30_000));
+        const { data, response } = await client.completions
+          .create({ model: 'armature/mock-model', prompt, max_tokens: 8, ignore_eos: true } as never)
+          .withResponse();
+        return {
+          tokens: (data as unknown as OpenAI.Completion).usage!.completion_tokens,
+          prefill: response.headers.get('x-armature-prefill-worker'),
+          decode: response.headers.get('x-armature-decode-worker'),
+        };
+      };
+      const long = await ask(3000); // over the graph's 2048-token threshold
+      expect(long).toMatchObject({ tokens: 8, prefill: 'prefill-0' });
+      expect(long.decode).toMatch(/^decode-[01]$/);
+      const short = await ask(500);
+      expect(short).toMatchObject({ tokens: 8, prefill: null });
+      cli.kill('SIGTERM');
+      expect(await cli.exited).toBe(0);
+    } finally {
+      await rm(tmp, { recursive: true, force: true });
+    }
   }, 90_000);
 });
