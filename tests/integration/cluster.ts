@@ -26,6 +26,8 @@ export interface ClusterOptions {
   prefillEnv?: Record<string, string>;
   /** Extra environment for the decode workers only. */
   decodeEnv?: Record<string, string>;
+  /** Extra environment for the frontend only. */
+  frontendEnv?: Record<string, string>;
 }
 
 export interface Cluster {
@@ -102,6 +104,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     ARMATURE_INSTANCE_ID: 'frontend-0',
     ARMATURE_HTTP_PORT: String(port),
     ARMATURE_MAX_BODY_BYTES: String(options.maxBodyBytes ?? 64 * 1024),
+    ...options.frontendEnv,
   });
   const url = `http://127.0.0.1:${port}`;
   const discovery = new FileDiscovery({ dir: discoveryDir, pollMs: 50 });

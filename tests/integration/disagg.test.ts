@@ -68,6 +68,9 @@ describe('disaggregated prefill and decode', () => {
     return (await fetch(`http://${r.metricsAddress}/metrics`)).text();
   }
 
+  const remoteDecisions = (metrics: string): number =>
+    Number(/armature_router_disagg_decisions_total\{[^}]*mode="remote-prefill"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+
   async function complete(tokens: number[], options: { pin?: string; maxTokens?: number } = {}): Promise<Completion> {
     const { data, response } = await client.completions
       .create(
@@ -130,6 +133,7 @@ describe('disaggregated prefill and decode', () => {
       engineArgs: { totalKvBlocks: 2048, blockSize: BLOCK },
       routerEnv: { ARMATURE_DISAGG: JSON.stringify({ minRemotePrefillTokens: MIN_REMOTE }) },
       decodeEnv: { ARMATURE_TRANSFER_TIMEOUT_MS: '1500' },
+      frontendEnv: { ARMATURE_PREFILL_TIMEOUT_MS: '1000' },
     });
     client = new OpenAI({ baseURL: `${cluster.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   }, 60_000);
@@ -233,12 +237,25 @@ describe('disaggregated prefill and decode', () => {
     const proc = cluster.workers.get('prefill-0')!;
     proc.kill('SIGSTOP');
     let rest: number[];
+    let viaFrontend: Completion;
+    const remoteBefore = remoteDecisions(await routerMetrics());
+    let waitedMs: number;
     try {
+      // Through the frontend (routed while the worker is still in discovery), the hung
+      // prefill worker's answer never comes: past the prefill deadline the decode worker
+      // prefills the prompt itself.
+      const sent = performance.now();
+      viaFrontend = await complete(prompt(31, 900));
+      waitedMs = performance.now() - sent;
       rest = await generate('decode-0', request('hang-1', tokens, { firstToken: pre.firstToken, descriptor }));
     } finally {
       proc.kill('SIGCONT');
     }
     expect([pre.firstToken, ...rest]).toEqual(expected);
+    expect(viaFrontend.prefillWorker).toBeNull();
+    expect(viaFrontend.completionTokens).toBe(24);
+    expect(remoteDecisions(await routerMetrics())).toBe(remoteBefore + 1);
+    expect(waitedMs).toBeGreaterThanOrEqual(950);
     expect(await metric('decode-0', 'armature_worker_remote_prefill_total', 'outcome="transfer_failed"')).toBe(1);
     expect(await metric('decode-0', 'armature_transfer_failures_total', 'kind="timeout"')).toBe(1);
   });

@@ -33,6 +33,8 @@ export const ENV_CATALOG = {
     'Deadline of one KV pull by a decode worker; past it the worker prefills locally (default 30000).',
   ARMATURE_PREFILL_PIN_TIMEOUT_MS:
     "How long a prefill worker keeps a prompt's KV blocks for a decode worker that has not released them (default 480000).",
+  ARMATURE_PREFILL_TIMEOUT_MS:
+    "Frontend deadline for a prefill worker's answer; past it the decode worker prefills the prompt itself (default 60000).",
   ARMATURE_DISAGG:
     'Router disaggregation settings as JSON {minRemotePrefillTokens (2048), maxPrefillQueueTokens (131072), prefillPolicy (kv), decodePolicy (the router policy)}.',
   ARMATURE_TRANSFER_NATIVE:

@@ -19,7 +19,7 @@ async function main(): Promise<void> {
   const host = envString('ARMATURE_HOST', '127.0.0.1');
   const instanceId = envString('ARMATURE_INSTANCE_ID', `frontend-${randomUUID().slice(0, 8)}`);
   const discovery = discoveryFromEnv();
-  const upstream = new Upstream(discovery);
+  const upstream = new Upstream(discovery, envInt('ARMATURE_PREFILL_TIMEOUT_MS', 60_000, { min: 1 }));
   upstream.start();
   const metrics = new MetricsRegistry();
   const http = new FrontendHttp({

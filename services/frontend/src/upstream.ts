@@ -1,6 +1,7 @@
 // The frontend's connections upstream: the models and routers it learns from discovery,
 // and one gRPC client per worker address. It decides nothing about requests.
 import { loadTokenizer } from '@armature/tokenizer';
+import { Metadata } from '@grpc/grpc-js';
 import {
   RouterClient,
   WorkerClient,
@@ -40,7 +41,11 @@ export class Upstream {
   /** The router that placed each in-flight request: it keeps that request's load. */
   private readonly routedBy = new Map<string, RouterClient>();
 
-  constructor(private readonly discovery: Discovery) {}
+  constructor(
+    private readonly discovery: Discovery,
+    /** Deadline of one Prefill call; past it the decode worker prefills instead. */
+    private readonly prefillTimeoutMs = 60_000,
+  ) {}
 
   start(): void {
     this.watches.push(
@@ -138,7 +143,8 @@ export class Upstream {
   /** Runs a prompt on a prefill worker: its first token and where its KV blocks wait. */
   prefill(address: string, req: GenerateRequest, signal: AbortSignal): Promise<PrefillResponse> {
     const client = this.worker(address);
-    return unaryCall<PrefillResponse>((cb) => client.prefill(req, cb), signal);
+    const deadline = Date.now() + this.prefillTimeoutMs;
+    return unaryCall<PrefillResponse>((cb) => client.prefill(req, new Metadata(), { deadline }, cb), signal);
   }
 
   /** Unpins a prefill's blocks that no decode worker will pull (best effort). */

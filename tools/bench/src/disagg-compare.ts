@@ -193,7 +193,7 @@ async function scrapeDisaggStats(discoveryDir: string): Promise<Record<string, n
       const text = await (await fetch(`http://${record.metricsAddress}/metrics`)).text();
       for (const line of text.split('\n')) {
         const m =
-          /^(armature_(?:router_disagg_decisions|worker_remote_prefill|transfer_bytes|transfer_blocks|transfer_failures|worker_kv_blocks_pulled|worker_kv_blocks_reused|worker_pins)_total)(\{[^}]*\})? (\S+)$/.exec(
+          /^(armature_(?:(?:router_disagg_decisions|worker_remote_prefill|transfer_bytes|transfer_blocks|transfer_failures|worker_kv_blocks_pulled|worker_kv_blocks_reused|worker_pins)_total|transfer_duration_seconds_(?:sum|count)))(\{[^}]*\})? (\S+)$/.exec(
             line,
           );
         if (!m) continue;
@@ -208,6 +208,10 @@ async function scrapeDisaggStats(discoveryDir: string): Promise<Record<string, n
   } finally {
     await discovery.close();
   }
+  const seconds = Object.entries(stats)
+    .filter(([k]) => k.startsWith('armature_transfer_duration_seconds_sum'))
+    .reduce((sum, [, x]) => sum + x, 0);
+  if (seconds > 0) stats.transfer_mean_gbps = (stats.transfer_bytes ?? 0) / seconds / 1e9;
   return stats;
 }
 
