@@ -92,12 +92,12 @@ describe('armature up', () => {
     for (const pid of everyone) expect(alive(pid)).toBe(false);
   }, 90_000);
 
-  it('runs infra/graphs/disagg.yaml: long prompts prefill on the prefill worker, short ones on a decode worker', async () => {
+  it('runs infra/graphs/mocker-disagg.yaml: long prompts prefill on the prefill worker, short ones on a decode worker', async () => {
     await cli?.stop(5_000);
     const tmp = await mkdtemp(join(tmpdir(), 'armature-up-disagg-'));
     try {
       // The shipped graph, with this host's port and directory and a faster mocker.
-      const graph = parse(await readFile(join(ROOT, 'infra/graphs/disagg.yaml'), 'utf8')) as {
+      const graph = parse(await readFile(join(ROOT, 'infra/graphs/mocker-disagg.yaml'), 'utf8')) as {
         discoveryDir?: string;
         services: Record<string, Record<string, unknown>>;
       };

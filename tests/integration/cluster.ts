@@ -12,6 +12,8 @@ export const MODEL = 'armature/test-model';
 
 export interface ClusterOptions {
   workers?: number;
+  /** Engine of every worker (default mocker); llamacpp serves the generated test model. */
+  engine?: 'mocker' | 'llamacpp';
   leaseMs?: number;
   policy?: string;
   engineArgs?: Record<string, unknown>;
@@ -58,7 +60,12 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
   const workers = new Map<string, ServiceProcess>();
   const count = options.workers ?? 2;
-  const engineArgs = JSON.stringify({ speedup: 50, contextLength: 4096, ...options.engineArgs });
+  const engine = options.engine ?? 'mocker';
+  const engineArgs = JSON.stringify(
+    engine === 'mocker'
+      ? { speedup: 50, contextLength: 4096, ...options.engineArgs }
+      : { threads: 1, ...options.engineArgs },
+  );
   for (let i = 0; i < count; i++) {
     const id = `decode-${i}`;
     workers.set(
@@ -67,6 +74,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         ...common,
         ARMATURE_INSTANCE_ID: id,
         ARMATURE_MODEL: MODEL,
+        ARMATURE_ENGINE: engine,
         ARMATURE_ENGINE_ARGS: engineArgs,
         ...options.decodeEnv,
       }),
@@ -80,6 +88,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         ...common,
         ARMATURE_INSTANCE_ID: id,
         ARMATURE_MODEL: MODEL,
+        ARMATURE_ENGINE: engine,
         ARMATURE_ENGINE_ARGS: engineArgs,
         ...options.prefillEnv,
       }),

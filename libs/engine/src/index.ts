@@ -1,4 +1,5 @@
-// @armature/engine: the engine contract and the engines behind it (the mocker for now).
+// @armature/engine: the engine contract and the engines behind it: the mocker (simulated
+// timing, for scale) and llama.cpp (real GGUF models through node-llama-cpp).
 export * from './types.js';
 export * from './output-stream.js';
 export * from './mocker/block-manager.js';
@@ -8,3 +9,12 @@ export * from './mocker/sampler.js';
 export * from './mocker/kv-memory.js';
 export * from './mocker/scheduler.js';
 export * from './mocker/engine.js';
+export * from './llamacpp/options.js';
+export * from './llamacpp/kv-tracker.js';
+export { LlamaCppEngine, createLlamaCppEngine, commonPrefix } from './llamacpp/engine.js';
+export {
+  ensureTestModel,
+  writeTestModel,
+  TEST_MODEL_CHAT_TEMPLATE,
+  type TestModelOptions,
+} from './llamacpp/test-model.js';

@@ -98,6 +98,11 @@ export interface PrefillResult {
    * blockSize)) from @armature/kv) of the prompt's full blocks.
    */
   blockHashes: bigint[];
+  /**
+   * Engines of the 'state' format: the exact byte size of the exported sequence state that
+   * blockIds (staging blocks, in order) hold.
+   */
+  stateBytes?: number;
 }
 
 /** Which of a remote prefill's blocks a decode engine pulls, and where they go. */
@@ -115,6 +120,14 @@ export interface ImportPlan {
 
 /** Disaggregation hooks of an engine that can export and import KV. */
 export interface KvTransferHooks {
+  /**
+   * How KV travels. 'blocks' (default, the mocker): paged KV blocks, named one by one, and
+   * an import pulls only the blocks the engine's prefix cache lacks. 'state' (llama.cpp):
+   * the prompt's KV leaves as one opaque sequence state cut into staging blocks of
+   * blockBytes (PrefillResult.stateBytes says how much of the last one is used) and is
+   * pulled whole.
+   */
+  readonly format?: 'blocks' | 'state';
   readonly layout: KvCacheLayout;
   /** numLayers × 2 × kvHeads × headDim × dtypeBytes × blockSize. */
   readonly blockBytes: number;
@@ -138,11 +151,12 @@ export interface KvTransferHooks {
   /** Pinned prefills and the blocks they hold. */
   pinned(): { requests: number; blocks: number };
   /**
-   * Holds blocks for a remote prefill's KV: the cached prefix plus fresh blocks for the rest.
-   * undefined when the free blocks do not suffice (the caller then prefills locally). Throws
+   * Holds blocks for a remote prefill's KV: the cached prefix plus fresh blocks for the rest
+   * (format 'state': staging blocks for `stateBytes` bytes). undefined when the free blocks
+   * do not suffice (the caller then prefills locally). Throws
    * ArmatureError('invalid_argument') for an empty prompt or an id already in use.
    */
-  reserveImport(requestId: string, tokenIds: readonly number[]): ImportPlan | undefined;
+  reserveImport(requestId: string, tokenIds: readonly number[], stateBytes?: number): ImportPlan | undefined;
   /**
    * The pulled bytes are in place: checks them (every imported token row's fingerprint, when
    * memory is attached) and registers the imported full blocks in the prefix cache

@@ -13,7 +13,10 @@ export const ENV_CATALOG = {
   ARMATURE_DISCOVERY_BACKEND: 'Discovery backend: file or memory (default file).',
   ARMATURE_DISCOVERY_DIR: 'Directory of leased records for the file backend (default .armature/discovery).',
   ARMATURE_DISCOVERY_LEASE_MS: 'Discovery lease; a silent instance disappears after it (default 10000).',
-  ARMATURE_ENGINE: 'Engine a worker runs: mocker (default mocker).',
+  ARMATURE_ENGINE:
+    'Engine a worker runs: mocker (simulated) or llamacpp (a GGUF model through node-llama-cpp) (default mocker).',
+  ARMATURE_MODEL_PATH:
+    "GGUF file a llamacpp worker loads (default: the project's generated test model, written to .armature/models on first use).",
   ARMATURE_ENGINE_ARGS: 'Engine settings as a JSON object (see the engine options; default {}).',
   ARMATURE_ROUTER_POLICY:
     'Router policy plugin id: kv, round-robin, random, least-loaded, power-of-two, cache-aware, weighted-scorers (default kv).',

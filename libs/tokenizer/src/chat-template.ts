@@ -1,5 +1,7 @@
 // Chat templates: turn a list of messages into the prompt tokens the model expects.
-// Markers are encoded as special tokens; message content never is (no injection).
+// Markers are encoded as special tokens; message content never is (no injection). Our own
+// templates leave BOS to the caller (`tokenizer.bosTokenIds`); `gguf`, the model file's own
+// template rendered by its tokenizer, includes it.
 import { ArmatureError } from '@armature/runtime';
 import type { Tokenizer } from './tokenizer.js';
 
@@ -27,15 +29,36 @@ const TEMPLATES: Record<string, (messages: readonly ChatMessage[]) => Segment[]>
   ],
 };
 
-/** Template ids this build knows. */
-export const CHAT_TEMPLATES = Object.keys(TEMPLATES);
+/** The model file's own template, rendered by the tokenizer (`Tokenizer.applyChat`). */
+const GGUF_TEMPLATE = 'gguf';
 
-/** Renders messages with a template and tokenizes the result (generation prompt added). */
+/** Template ids this build knows. */
+export const CHAT_TEMPLATES = [...Object.keys(TEMPLATES), GGUF_TEMPLATE];
+
+/** Whether the template's tokens already start with the tokenizer's BOS tokens (only `gguf`'s do). */
+export function chatTemplateIncludesBos(templateId: string): boolean {
+  return templateId === GGUF_TEMPLATE;
+}
+
+/**
+ * Renders messages with a template and tokenizes the result (generation prompt added).
+ * BOS is not included unless `chatTemplateIncludesBos(templateId)`.
+ */
 export function applyChatTemplate(
   templateId: string,
   messages: readonly ChatMessage[],
   tokenizer: Tokenizer,
 ): number[] {
+  if (templateId === GGUF_TEMPLATE) {
+    if (!tokenizer.applyChat) {
+      throw new ArmatureError(
+        'failed_precondition',
+        'unknown_chat_template',
+        `chat template "gguf" needs a tokenizer that carries one; ${JSON.stringify(tokenizer.id)} does not`,
+      );
+    }
+    return tokenizer.applyChat(messages);
+  }
   const template = TEMPLATES[templateId];
   if (!template) {
     throw new ArmatureError(

@@ -1,16 +1,25 @@
 // Tokenizers the frontend can load by id. The model card names one (for example
-// `gpt-tokenizer:o200k_base`); the frontend must tokenize exactly as the engine does so
-// that block hashes at the router match the worker's.
+// `gpt-tokenizer:o200k_base`, or `gguf:/models/x.gguf` for a llama.cpp worker); the frontend
+// must tokenize exactly as the engine does so that block hashes at the router match the worker's.
 import { ArmatureError } from '@armature/runtime';
+import type { ChatMessage } from './chat-template.js';
+import { loadGgufTokenizer } from './gguf-tokenizer.js';
 
 export interface Tokenizer {
   readonly id: string;
   readonly vocabSize: number;
+  /** Tokens every text or chat prompt starts with: `[bos]` when the model wants BOS prepended, else `[]`. */
+  readonly bosTokenIds: readonly number[];
   /** Encodes text; special-token strings in it are treated as plain text. */
   encode(text: string): number[];
   /** Encodes a template marker, resolving special tokens such as `<|im_start|>`. */
   encodeSpecial(text: string): number[];
   decode(ids: readonly number[]): string;
+  /**
+   * Renders messages with the model's own chat template (generation prompt added) and
+   * tokenizes the result, BOS included; present on tokenizers that carry a template (gguf).
+   */
+  applyChat?(messages: readonly ChatMessage[]): number[];
 }
 
 interface GptEncodingModule {
@@ -25,9 +34,14 @@ interface GptEncodingModule {
 const GPT_ENCODINGS = ['o200k_base', 'cl100k_base', 'p50k_base', 'r50k_base'] as const;
 type GptEncodingName = (typeof GPT_ENCODINGS)[number];
 
+const GGUF_PREFIX = 'gguf:';
+
 const cache = new Map<string, Promise<Tokenizer>>();
 
-/** Loads a tokenizer by id: `gpt-tokenizer:<encoding>` (o200k_base, cl100k_base, ...). */
+/**
+ * Loads a tokenizer by id, cached per id: `gpt-tokenizer:<encoding>` (o200k_base,
+ * cl100k_base, ...) or `gguf:<absolute path>` (the GGUF file's own vocabulary).
+ */
 export function loadTokenizer(id: string): Promise<Tokenizer> {
   let pending = cache.get(id);
   if (!pending) {
@@ -39,6 +53,7 @@ export function loadTokenizer(id: string): Promise<Tokenizer> {
 }
 
 async function load(id: string): Promise<Tokenizer> {
+  if (id.startsWith(GGUF_PREFIX)) return loadGgufTokenizer(id, id.slice(GGUF_PREFIX.length));
   const [family, name] = id.split(':', 2);
   if (family === 'gpt-tokenizer' && (GPT_ENCODINGS as readonly string[]).includes(name ?? '')) {
     const mod = (await import(`gpt-tokenizer/encoding/${name as GptEncodingName}`)) as GptEncodingModule;
@@ -46,13 +61,14 @@ async function load(id: string): Promise<Tokenizer> {
     return {
       id,
       vocabSize: mod.vocabularySize,
+      bosTokenIds: [],
       encode: (text) => mod.encode(text, plain),
       encodeSpecial: (text) => mod.encode(text, { allowedSpecial: 'all' }),
       decode: byteLevelDecoder((id) => mod.default.bytePairEncodingCoreProcessor.tryDecodeToken(id)),
     };
   }
   throw new ArmatureError('failed_precondition', 'unknown_tokenizer', `unknown tokenizer ${JSON.stringify(id)}`, {
-    detail: `supported: ${GPT_ENCODINGS.map((e) => `gpt-tokenizer:${e}`).join(', ')}`,
+    detail: `supported: ${GPT_ENCODINGS.map((e) => `gpt-tokenizer:${e}`).join(', ')}, ${GGUF_PREFIX}<absolute path>`,
   });
 }
 

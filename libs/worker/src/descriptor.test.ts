@@ -19,6 +19,7 @@ const descriptor = (over: Partial<KvTransferDescriptor> = {}): KvTransferDescrip
   layout,
   promptTokens: 40,
   expiresAtUnixMs: 0,
+  stateBytes: 0,
   ...over,
 });
 

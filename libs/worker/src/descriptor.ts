@@ -58,11 +58,16 @@ export class DescriptorError extends Error {
   }
 }
 
-/** Checks a descriptor against the prompt and the local KV layout; throws DescriptorError. */
+/**
+ * Checks a descriptor against the prompt and the local KV layout (and, for engines that
+ * move a sequence state, the local staging block size); throws DescriptorError.
+ */
 export function checkDescriptor(
   d: KvTransferDescriptor,
   tokenIds: readonly number[],
   layout: KvCacheLayout,
+  format: 'blocks' | 'state' = 'blocks',
+  blockBytes = 0,
 ): CheckedDescriptor {
   if (!d.layout || !sameLayout(d.layout, layout)) {
     throw new DescriptorError(
@@ -73,9 +78,17 @@ export function checkDescriptor(
   const bad = (message: string): DescriptorError => new DescriptorError('bad_descriptor', message);
   if (d.promptTokens !== tokenIds.length)
     throw bad(`descriptor covers ${d.promptTokens} prompt tokens, the request has ${tokenIds.length}`);
-  const blocks = Math.ceil(tokenIds.length / layout.blockSize);
-  if (d.blockIds.length !== blocks)
-    throw bad(`descriptor names ${d.blockIds.length} blocks, the prompt fills ${blocks}`);
+  if (format === 'state') {
+    if (!(d.stateBytes > 0)) throw bad('descriptor carries no sequence state size');
+    const chunks = Math.ceil(d.stateBytes / blockBytes);
+    if (d.blockIds.length !== chunks)
+      throw bad(`descriptor names ${d.blockIds.length} blocks for a ${d.stateBytes}-byte state (${chunks} blocks)`);
+  } else {
+    if (d.stateBytes > 0) throw bad('descriptor carries a sequence state; this engine imports KV blocks');
+    const blocks = Math.ceil(tokenIds.length / layout.blockSize);
+    if (d.blockIds.length !== blocks)
+      throw bad(`descriptor names ${d.blockIds.length} blocks, the prompt fills ${blocks}`);
+  }
   const theirs = decodeHashes(d.blockHashes);
   const ours = computeSequenceHashes(computeBlockHashes(tokenIds, layout.blockSize));
   if (theirs.length !== ours.length || theirs.some((h, i) => h !== ours[i]))

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { Metadata } from '@grpc/grpc-js';
 import { WorkerClient, WorkerService as WorkerGrpcService } from '@armature/proto';
-import { createMockerEngine } from '@armature/engine';
+import { createLlamaCppEngine, createMockerEngine, type Engine } from '@armature/engine';
 import { encodeBody, LOAD_TOPIC, ZmqEventPlane, type LoadMessage } from '@armature/event-plane';
 import { MetricsRegistry, serveMetrics } from '@armature/metrics';
 import {
@@ -45,14 +45,22 @@ function backendsFromEnv(): TransferBackendKind[] | undefined {
   return raw.split(',').map((b) => b.trim()) as TransferBackendKind[]; // the agent validates them
 }
 
+/** The engine ARMATURE_ENGINE names, with ARMATURE_ENGINE_ARGS (and ARMATURE_MODEL_PATH for llama.cpp). */
+async function createEngine(model: string): Promise<Engine> {
+  const kind = envEnum('ARMATURE_ENGINE', ['mocker', 'llamacpp'] as const, 'mocker');
+  const args = envJson('ARMATURE_ENGINE_ARGS', {}) as Record<string, unknown>;
+  if (kind === 'mocker') return createMockerEngine({ ...args, model });
+  const modelPath = envString('ARMATURE_MODEL_PATH', '');
+  return createLlamaCppEngine({ ...args, model, ...(modelPath ? { modelPath } : {}) });
+}
+
 /** Runs a worker process until SIGTERM/SIGINT. */
 export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   const log = createLogger(role);
   const host = envString('ARMATURE_HOST', '127.0.0.1');
   const instanceId = envString('ARMATURE_INSTANCE_ID', `${role}-${randomUUID().slice(0, 8)}`);
   const model = envString('ARMATURE_MODEL', 'armature/mock-model');
-  envEnum('ARMATURE_ENGINE', ['mocker'] as const, 'mocker');
-  const engine = createMockerEngine({ ...envJson('ARMATURE_ENGINE_ARGS', {}), model });
+  const engine = await createEngine(model);
   const card = engine.card;
 
   const discovery = discoveryFromEnv();

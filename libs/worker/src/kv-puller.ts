@@ -70,14 +70,14 @@ export class KvPuller {
     if (!agent || !region) return 'transfer_off';
     let checked;
     try {
-      checked = checkDescriptor(d, tokenIds, kv.layout);
+      checked = checkDescriptor(d, tokenIds, kv.layout, kv.format ?? 'blocks', kv.blockBytes);
     } catch (err) {
       if (!(err instanceof DescriptorError)) throw err;
       log.warn('refusing a KV transfer descriptor; prefilling locally', { requestId, err: err.message });
       return err.reason;
     }
     if (signal.aborted) return 'cancelled';
-    const plan = kv.reserveImport(requestId, tokenIds);
+    const plan = kv.reserveImport(requestId, tokenIds, d.stateBytes > 0 ? d.stateBytes : undefined);
     if (!plan) return 'no_free_blocks';
     metrics.get('armature_worker_kv_blocks_reused_total').inc(plan.cachedBlocks);
     try {

@@ -191,6 +191,7 @@ export class WorkerService {
         layout: layoutToProto(engine.kv.layout),
         promptTokens: result.promptTokens,
         expiresAtUnixMs: expiresAt,
+        stateBytes: result.stateBytes ?? 0,
       };
       metrics.get('armature_worker_requests_total').inc({ model, finish_reason: 'prefilled' });
       this.updatePins();

@@ -15,6 +15,7 @@ import type { NormalizedRequest } from '@armature/openai';
 import { ArmatureError, asArmatureError, createLogger, type RequestContext } from '@armature/runtime';
 import {
   applyChatTemplate,
+  chatTemplateIncludesBos,
   IncrementalDetokenizer,
   loadTokenizer,
   StopStringMatcher,
@@ -51,10 +52,15 @@ export async function prepare(upstream: Upstream, request: NormalizedRequest): P
   }
   const tokenizer = await loadTokenizer(model.card.tokenizer);
   let promptIds: number[];
+  // Text and our own chat templates get the model's BOS, as llama.cpp adds it; the GGUF's own
+  // template renders it already, and prompts given as token ids are taken as they are.
   if (request.kind === 'chat') {
-    promptIds = applyChatTemplate(model.card.chatTemplate, request.messages!, tokenizer);
+    const template = model.card.chatTemplate;
+    const chatIds = applyChatTemplate(template, request.messages!, tokenizer);
+    promptIds = chatTemplateIncludesBos(template) ? chatIds : [...tokenizer.bosTokenIds, ...chatIds];
   } else if (typeof request.prompt === 'string') {
-    promptIds = tokenizer.encode(request.prompt);
+    const textIds = tokenizer.encode(request.prompt);
+    promptIds = textIds.length === 0 ? [] : [...tokenizer.bosTokenIds, ...textIds]; // empty stays empty_prompt
   } else {
     promptIds = request.prompt!;
     const badId = promptIds.find((id) => id >= tokenizer.vocabSize);

@@ -44,8 +44,8 @@ describe('graph: router settings', () => {
 });
 
 describe('graph: disaggregated serving', () => {
-  it('compiles infra/graphs/disagg.yaml: one prefill and two decode workers, thresholds for the router', async () => {
-    const graph = await loadGraph(new URL('../../../infra/graphs/disagg.yaml', import.meta.url).pathname);
+  it('compiles infra/graphs/mocker-disagg.yaml: one prefill and two decode workers, thresholds for the router', async () => {
+    const graph = await loadGraph(new URL('../../../infra/graphs/mocker-disagg.yaml', import.meta.url).pathname);
     const kinds = graph.services.map((s) => [s.kind, s.replicas]);
     expect(kinds).toEqual([
       ['frontend', 1],
@@ -69,6 +69,35 @@ describe('graph: disaggregated serving', () => {
       headDim: 64,
       dtypeBytes: 2,
     });
+  });
+
+  it('compiles the llama.cpp graphs: default (2 decode workers) and disagg (1 prefill + 2 decode)', async () => {
+    const load = (name: string) => loadGraph(new URL(`../../../infra/graphs/${name}`, import.meta.url).pathname);
+    const def = await load('default.yaml');
+    expect(def.services.find((s) => s.kind === 'decode')).toMatchObject({
+      replicas: 2,
+      env: { ARMATURE_ENGINE: 'llamacpp' },
+    });
+    const disagg = await load('disagg.yaml');
+    const prefill = disagg.services.find((s) => s.kind === 'prefill')!;
+    const decode = disagg.services.find((s) => s.kind === 'decode')!;
+    expect([prefill.replicas, decode.replicas]).toEqual([1, 2]);
+    expect(prefill.env.ARMATURE_ENGINE).toBe('llamacpp');
+    expect(prefill.env.ARMATURE_ENGINE_ARGS).toBe(decode.env.ARMATURE_ENGINE_ARGS);
+  });
+
+  it('passes a model file to llama.cpp workers only', () => {
+    const graph = compileGraph(
+      { model: 'm', services: { decode: { engine: 'llamacpp', model: 'models/x.gguf' } } },
+      { name: 't' },
+    );
+    expect(graph.services[0]!.env.ARMATURE_MODEL_PATH).toBe(`${process.cwd()}/models/x.gguf`);
+    expect(() => compileGraph({ model: 'm', services: { decode: { model: 'x.gguf' } } }, { name: 't' })).toThrow(
+      /only the llamacpp engine loads a model file/,
+    );
+    expect(() => compileGraph({ model: 'm', services: { decode: { engine: 'vllm' } } }, { name: 't' })).toThrow(
+      /unknown engine "vllm"/,
+    );
   });
 
   it('rejects bad disaggregation settings when the graph is read', () => {

@@ -2,6 +2,7 @@
 // engine settings. The CLI runs it locally; later renderers turn it into compose and
 // Kubernetes manifests. Parsing compiles raw YAML into validated, fully populated options.
 import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import type { ApproxIndexerOptions } from '@armature/kv';
 import {
@@ -60,6 +61,7 @@ function field<T>(
 }
 
 const isString = (v: unknown): v is string => typeof v === 'string' && v.length > 0;
+const ENGINES = ['mocker', 'llamacpp'];
 const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) < 65536;
 const isReplicas = (v: unknown): v is number => Number.isInteger(v) && (v as number) >= 0 && (v as number) <= 256;
 
@@ -92,6 +94,16 @@ export function compileGraph(doc: unknown, defaults: { name: string }): Deployme
     if (kind === 'router') Object.assign(env, compileRouter(raw, where));
     if (kind === 'decode' || kind === 'prefill') {
       env.ARMATURE_ENGINE = field(raw, 'engine', where, isString, 'an engine name', 'mocker');
+      if (!ENGINES.includes(env.ARMATURE_ENGINE))
+        throw new GraphError(
+          `${where}.engine: unknown engine ${JSON.stringify(env.ARMATURE_ENGINE)} (known: ${ENGINES.join(', ')})`,
+        );
+      const modelPath = field(raw, 'model', where, isString, 'a path to a GGUF file', '');
+      if (modelPath) {
+        if (env.ARMATURE_ENGINE !== 'llamacpp')
+          throw new GraphError(`${where}.model: only the llamacpp engine loads a model file`);
+        env.ARMATURE_MODEL_PATH = resolve(modelPath);
+      }
       env.ARMATURE_ENGINE_ARGS = JSON.stringify(field(raw, 'engineArgs', where, isObject, 'a mapping', {}));
       env.ARMATURE_MODEL = model;
     }

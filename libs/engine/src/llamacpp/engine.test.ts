@@ -1,0 +1,278 @@
+// The llama.cpp engine on the project's generated model, on CPU, through real
+// node-llama-cpp: greedy determinism, prefix reuse that changes nothing but the work done,
+// concurrent slots, a queue beyond them, cancellation that frees the slot, stop
+// conditions, continuation after a first token produced elsewhere, and KV events that
+// name exactly the blocks the slots hold.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { KvIndexer, sequenceHashLimbs, type KvEventBatch } from '@armature/kv';
+import type { EngineOutput, EngineRequest } from '../types.js';
+import { createLlamaCppEngine, type LlamaCppEngine } from './engine.js';
+import { ensureTestModel } from './test-model.js';
+
+const BLOCK = 16;
+
+/** A prompt of real word tokens (ids past the specials), distinct per seed. */
+const prompt = (seed: number, n: number): number[] => [
+  1,
+  ...Array.from({ length: n - 1 }, (_, i) => 300 + ((seed * 7919 + i * 104_729) % 3_000)),
+];
+
+const request = (id: string, tokenIds: number[], over: Partial<EngineRequest> = {}): EngineRequest => ({
+  requestId: id,
+  tokenIds,
+  sampling: { temperature: 0 },
+  stop: { maxTokens: 12, ignoreEos: false, stopTokenIds: [] },
+  ...over,
+});
+
+async function collect(stream: AsyncIterable<EngineOutput>): Promise<{ tokens: number[]; outputs: EngineOutput[] }> {
+  const outputs: EngineOutput[] = [];
+  for await (const out of stream) outputs.push(out);
+  return { tokens: outputs.flatMap((o) => o.tokenIds), outputs };
+}
+
+describe('llama.cpp engine', () => {
+  let engine: LlamaCppEngine;
+  let other: LlamaCppEngine;
+  const batches: KvEventBatch[] = [];
+
+  beforeAll(async () => {
+    const modelPath = await ensureTestModel();
+    engine = await createLlamaCppEngine({ modelPath, sequences: 2, contextSize: 1024, threads: 1, blockSize: BLOCK });
+    engine.onKvEvents((b) => batches.push(b));
+    other = await createLlamaCppEngine({ modelPath, sequences: 1, contextSize: 1024, threads: 1, blockSize: BLOCK });
+  }, 30_000);
+  afterAll(async () => {
+    await engine?.close();
+    await other?.close();
+  });
+
+  it('advertises a card for the GGUF: its tokenizer, template and end tokens', () => {
+    expect(engine.card).toMatchObject({
+      engine: 'llamacpp',
+      blockSize: BLOCK,
+      maxNumSeqs: 2,
+      chatTemplate: 'chatml',
+      tokenizer: expect.stringMatching(/^gguf:.*armature-tiny-llama-[0-9a-f]+\.gguf$/),
+    });
+    expect(engine.card.contextLength).toBeGreaterThanOrEqual(1024);
+    expect(engine.card.eosTokenIds).toEqual(expect.arrayContaining([2, 260]));
+  });
+
+  it('is deterministic under greedy sampling, across engines', async () => {
+    const p = prompt(1, 40);
+    const a = await collect(engine.generate(request('g1', p), new AbortController().signal));
+    const b = await collect(other.generate(request('g2', p), new AbortController().signal));
+    expect(a.tokens).toHaveLength(12);
+    expect(a.tokens).toEqual(b.tokens);
+    expect(a.outputs[0]).toMatchObject({ promptTokens: 40 });
+    expect(a.outputs.at(-1)!.finishReason).toBe('length');
+    // Seeded sampling is reproducible too.
+    const seeded = (id: string) => request(id, p, { sampling: { temperature: 0.8, seed: 42 } });
+    const s1 = await collect(engine.generate(seeded('s1'), new AbortController().signal));
+    const s2 = await collect(other.generate(seeded('s2'), new AbortController().signal));
+    expect(s1.tokens).toEqual(s2.tokens);
+  });
+
+  it('reuses a cached prefix: only the new tokens are evaluated, the output is unchanged', async () => {
+    const base = prompt(2, 100);
+    await collect(engine.generate(request('p1', base), new AbortController().signal));
+    const extended = [...base, ...prompt(3, 30).slice(1)];
+    const hit = await collect(engine.generate(request('p2', extended), new AbortController().signal));
+    expect(hit.outputs[0]!.cachedTokens).toBe(100);
+    const cold = await collect(other.generate(request('p3', extended), new AbortController().signal));
+    expect(cold.outputs[0]!.cachedTokens).toBeLessThanOrEqual(1); // only BOS, which every prompt shares
+    expect(hit.tokens).toEqual(cold.tokens);
+    // A repeated prompt re-evaluates only its last token.
+    const again = await collect(engine.generate(request('p4', extended), new AbortController().signal));
+    expect(again.outputs[0]!.cachedTokens).toBe(extended.length - 1);
+    expect(again.tokens).toEqual(cold.tokens);
+  });
+
+  it('runs slots concurrently, queues the rest in order, and stops on max_tokens and stop ids', async () => {
+    const prompts = [4, 5, 6, 7].map((s) => prompt(s, 30));
+    const expected: number[][] = [];
+    for (const [i, p] of prompts.entries())
+      expected.push((await collect(other.generate(request(`e${i}`, p), new AbortController().signal))).tokens);
+    const streams = prompts.map((p, i) => engine.generate(request(`c${i}`, p), new AbortController().signal));
+    expect(engine.load()).toMatchObject({ runningRequests: 2, waitingRequests: 2 });
+    const results = await Promise.all(streams.map(collect));
+    results.forEach((r, i) => expect(r.tokens).toEqual(expected[i]));
+    expect(engine.load()).toMatchObject({ runningRequests: 0, waitingRequests: 0 });
+
+    const stopAt = expected[0]![4]!;
+    const stopped = await collect(
+      engine.generate(
+        request('st', prompts[0]!, { stop: { maxTokens: 12, ignoreEos: false, stopTokenIds: [stopAt] } }),
+        new AbortController().signal,
+      ),
+    );
+    expect(stopped.tokens).toEqual(expected[0]!.slice(0, expected[0]!.indexOf(stopAt) + 1));
+    expect(stopped.outputs.at(-1)!.finishReason).toBe('stop');
+  });
+
+  it('frees the slot when a request is cancelled, waiting or running', async () => {
+    const long = request('long', prompt(8, 20), { stop: { maxTokens: 900, ignoreEos: true, stopTokenIds: [] } });
+    const abort = new AbortController();
+    const outputs: EngineOutput[] = [];
+    const iter = engine.generate(long, abort.signal)[Symbol.asyncIterator]();
+    outputs.push((await iter.next()).value as EngineOutput);
+    abort.abort();
+    for (let r = await iter.next(); !r.done; r = await iter.next()) outputs.push(r.value);
+    expect(outputs.at(-1)!.finishReason).toBe('cancelled');
+    expect(outputs.flatMap((o) => o.tokenIds).length).toBeLessThan(900);
+    await expect.poll(() => engine.load().runningRequests).toBe(0);
+    // A request that gave up while queued never runs.
+    const busy = [0, 1].map((i) => engine.generate(request(`b${i}`, prompt(9 + i, 20)), new AbortController().signal));
+    const quitter = new AbortController();
+    const queued = engine.generate(request('q', prompt(11, 20)), quitter.signal);
+    quitter.abort();
+    expect((await collect(queued)).outputs).toEqual([{ tokenIds: [], finishReason: 'cancelled' }]);
+    await Promise.all(busy.map(collect));
+    // The id is free again.
+    expect(
+      (await collect(engine.generate(request('long', prompt(8, 20)), new AbortController().signal))).tokens,
+    ).toHaveLength(12);
+  });
+
+  it('continues after a first token produced elsewhere, as the aggregated run would', async () => {
+    const p = prompt(12, 50);
+    const full = (await collect(other.generate(request('f0', p), new AbortController().signal))).tokens;
+    const rest = await collect(
+      engine.generate(request('f1', p, { firstToken: full[0] }), new AbortController().signal),
+    );
+    expect([full[0], ...rest.tokens]).toEqual(full);
+    expect(rest.outputs[0]).toMatchObject({ promptTokens: 50 });
+    expect(() =>
+      engine.generate(
+        request('f2', p, { firstToken: 5, stop: { maxTokens: 1, ignoreEos: false, stopTokenIds: [] } }),
+        new AbortController().signal,
+      ),
+    ).toThrow(/first token already ends/);
+  });
+
+  it('publishes KV events that name exactly the full blocks its slots hold', () => {
+    const index = new KvIndexer();
+    index.setHashScheme('w', 'armature');
+    for (const b of batches) index.applyBatch('w', b);
+    for (const tokens of engine.slotTokens()) {
+      const blocks = Math.floor(tokens.length / BLOCK);
+      const match = index.findMatches(sequenceHashLimbs(tokens, BLOCK)).workers[0];
+      expect(match?.depth ?? 0).toBe(blocks);
+    }
+    const snapshot = new KvIndexer();
+    snapshot.setHashScheme('w', 'armature');
+    snapshot.applyBatch('w', { ts: 0, events: engine.kvSnapshot(), dpRank: null });
+    const all = (i: KvIndexer) =>
+      [...engine.slotTokens()].map((t) => i.findMatches(sequenceHashLimbs(t, BLOCK)).workers[0]?.depth ?? 0);
+    expect(all(snapshot)).toEqual(all(index));
+  });
+
+  it('rejects requests it can never run', () => {
+    const signal = new AbortController().signal;
+    expect(() => engine.generate(request('x1', []), signal)).toThrow(/empty/);
+    expect(() => engine.generate(request('x2', [1, 999_999]), signal)).toThrow(/outside the vocabulary/);
+    expect(() =>
+      engine.generate(
+        request('x3', prompt(1, 10), { stop: { maxTokens: 5000, ignoreEos: false, stopTokenIds: [] } }),
+        signal,
+      ),
+    ).toThrow(/context length/);
+  });
+});
+
+describe('llama.cpp engine: disaggregated prefill and decode', () => {
+  let prefillEngine: LlamaCppEngine;
+  let decodeEngine: LlamaCppEngine;
+  let aggregated: LlamaCppEngine;
+  const memories = new Map<LlamaCppEngine, Uint8Array>();
+
+  beforeAll(async () => {
+    const modelPath = await ensureTestModel();
+    const make = () =>
+      createLlamaCppEngine({ modelPath, sequences: 2, contextSize: 1024, threads: 1, blockSize: BLOCK });
+    [prefillEngine, decodeEngine, aggregated] = await Promise.all([make(), make(), make()]);
+    for (const e of [prefillEngine, decodeEngine]) {
+      const memory = new Uint8Array(e.kv.totalBlocks * e.kv.blockBytes);
+      e.kv.attachMemory(memory);
+      memories.set(e, memory);
+    }
+  }, 30_000);
+  afterAll(async () => {
+    await Promise.all([prefillEngine, decodeEngine, aggregated].filter(Boolean).map((e) => e.close()));
+  });
+
+  /** What the transfer library does between the two workers: copy the pinned staging blocks. */
+  function pull(from: LlamaCppEngine, to: LlamaCppEngine, fromBlocks: number[], toBlocks: number[]): void {
+    const src = memories.get(from)!;
+    const dst = memories.get(to)!;
+    const size = from.kv.blockBytes;
+    fromBlocks.forEach((b, i) => dst.set(src.subarray(b * size, (b + 1) * size), toBlocks[i]! * size));
+  }
+
+  it('exports the prompt state, and the decode worker continues with the aggregated tokens', async () => {
+    for (const [seed, length] of [
+      [20, 37],
+      [21, 160],
+    ] as const) {
+      const p = prompt(seed, length);
+      const expected = (await collect(aggregated.generate(request(`a${seed}`, p), new AbortController().signal)))
+        .tokens;
+      const pre = await prefillEngine.kv.prefill(request(`r${seed}`, p), new AbortController().signal);
+      expect(pre.firstToken).toBe(expected[0]);
+      expect(pre.finishReason).toBeUndefined();
+      expect(pre.stateBytes).toBeGreaterThan(length * 256);
+      expect(pre.blockIds).toHaveLength(Math.ceil(pre.stateBytes! / prefillEngine.kv.blockBytes));
+      expect(pre.blockHashes).toHaveLength(Math.floor(length / BLOCK));
+      expect(prefillEngine.kv.pinned()).toEqual({ requests: 1, blocks: pre.blockIds.length });
+
+      const plan = decodeEngine.kv.reserveImport(`r${seed}`, p, pre.stateBytes)!;
+      expect(plan.blockIndices).toEqual(pre.blockIds.map((_, i) => i));
+      pull(prefillEngine, decodeEngine, pre.blockIds, plan.localBlockIds);
+      expect(prefillEngine.kv.release(`r${seed}`)).toBe(true);
+      expect(decodeEngine.kv.commitImport(`r${seed}`)).toBe(true);
+      const rest = await collect(
+        decodeEngine.generate(request(`r${seed}`, p, { firstToken: pre.firstToken }), new AbortController().signal),
+      );
+      expect([pre.firstToken, ...rest.tokens]).toEqual(expected);
+      // Nothing was recomputed: the whole prompt came with the state.
+      expect(rest.outputs[0]!.cachedTokens).toBe(length);
+    }
+    expect(prefillEngine.kv.pinned()).toEqual({ requests: 0, blocks: 0 });
+  });
+
+  it('prefills locally when the restored state does not hold the prompt, and frees what it reserved', async () => {
+    const a = prompt(30, 60);
+    const b = prompt(31, 60);
+    const expected = (await collect(aggregated.generate(request('mb', b), new AbortController().signal))).tokens;
+    const pre = await prefillEngine.kv.prefill(request('ma', a), new AbortController().signal);
+    // The state of prompt a, imported for prompt b.
+    const plan = decodeEngine.kv.reserveImport('mb', b, pre.stateBytes)!;
+    pull(prefillEngine, decodeEngine, pre.blockIds, plan.localBlockIds);
+    prefillEngine.kv.release('ma');
+    decodeEngine.kv.commitImport('mb');
+    const rest = await collect(
+      decodeEngine.generate(request('mb', b, { firstToken: expected[0] }), new AbortController().signal),
+    );
+    expect([expected[0], ...rest.tokens]).toEqual(expected);
+    expect(rest.outputs[0]!.cachedTokens).toBeLessThan(60);
+    // A cancelled reservation frees its staging blocks; the staging area is whole again.
+    const free = (e: LlamaCppEngine) => (e as unknown as { staging: { freeBlocks: number } }).staging.freeBlocks;
+    const before = free(decodeEngine);
+    decodeEngine.kv.reserveImport('c1', b, 5 * decodeEngine.kv.blockBytes);
+    expect(free(decodeEngine)).toBe(before - 5);
+    decodeEngine.kv.cancelImport('c1');
+    expect(free(decodeEngine)).toBe(decodeEngine.kv.totalBlocks);
+    expect(free(prefillEngine)).toBe(prefillEngine.kv.totalBlocks);
+  });
+
+  it('pins nothing when the first token ends the request', async () => {
+    const pre = await prefillEngine.kv.prefill(
+      request('one', prompt(40, 20), { stop: { maxTokens: 1, ignoreEos: false, stopTokenIds: [] } }),
+      new AbortController().signal,
+    );
+    expect(pre.finishReason).toBe('length');
+    expect(pre.blockIds).toEqual([]);
+    expect(prefillEngine.kv.pinned().requests).toBe(0);
+  });
+});

@@ -1,0 +1,648 @@
+// The llama.cpp engine: a GGUF model served through node-llama-cpp's prebuilt binaries
+// (never built here). One context holds `sequences` sequences (slots) that llama.cpp
+// evaluates together in one batch, so requests in different slots decode concurrently.
+// Prefix reuse: each slot keeps the tokens of its last request in its KV cache; a new
+// request takes the free slot sharing the longest prefix with its prompt, erases the rest
+// and evaluates only the new tokens. The slots' token lists become KV events (KvTracker)
+// so the router sees what this worker caches. Requests beyond the slots wait, in order.
+// Disaggregation: node-llama-cpp moves KV only as a whole sequence state (a file), so a
+// prefill saves the prompt's state into staging blocks of the transfer region (pinned
+// until released), and a decode worker pulls those blocks, restores the state into a slot
+// and checks that it holds exactly the prompt before it continues.
+import { mkdtempSync, rmSync } from 'node:fs';
+import { readFile, unlink, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { LlamaContext, LlamaContextSequence, LlamaModel, Llama, Token } from 'node-llama-cpp';
+import { computeBlockHashes, computeSequenceHashes, type KvEvent, type KvEventBatch } from '@armature/kv';
+import { ArmatureError, asArmatureError, createLogger, type ModelCard } from '@armature/runtime';
+import { OutputStream } from '../output-stream.js';
+import type {
+  Engine,
+  EngineLoad,
+  EngineOutput,
+  EngineRequest,
+  ImportPlan,
+  KvCacheLayout,
+  KvTransferHooks,
+  PrefillResult,
+} from '../types.js';
+import { KvTracker } from './kv-tracker.js';
+import { compileLlamaCppOptions, type LlamaCppConfig, type LlamaCppOptions } from './options.js';
+import { ensureTestModel } from './test-model.js';
+
+const log = createLogger('engine/llamacpp');
+
+/** Bytes per staging block of an exported sequence state. */
+export const STATE_BLOCK_BYTES = 256 * 1024;
+
+/** A free list of staging blocks in the transfer region. */
+class Staging {
+  private readonly free: number[] = [];
+
+  constructor(
+    readonly memory: Uint8Array,
+    readonly totalBlocks: number,
+  ) {
+    for (let id = totalBlocks - 1; id >= 0; id--) this.free.push(id);
+  }
+
+  get freeBlocks(): number {
+    return this.free.length;
+  }
+
+  alloc(bytes: number): number[] | undefined {
+    const n = Math.max(1, Math.ceil(bytes / STATE_BLOCK_BYTES));
+    if (n > this.free.length) return undefined;
+    return this.free.splice(this.free.length - n, n).reverse();
+  }
+
+  release(blocks: readonly number[]): void {
+    for (let i = blocks.length - 1; i >= 0; i--) this.free.push(blocks[i]!);
+  }
+
+  write(blocks: readonly number[], bytes: Uint8Array): void {
+    blocks.forEach((id, i) => {
+      const chunk = bytes.subarray(i * STATE_BLOCK_BYTES, (i + 1) * STATE_BLOCK_BYTES);
+      this.memory.set(chunk, id * STATE_BLOCK_BYTES);
+    });
+  }
+
+  read(blocks: readonly number[], size: number): Uint8Array {
+    const out = new Uint8Array(size);
+    blocks.forEach((id, i) => {
+      const n = Math.min(STATE_BLOCK_BYTES, size - i * STATE_BLOCK_BYTES);
+      out.set(this.memory.subarray(id * STATE_BLOCK_BYTES, id * STATE_BLOCK_BYTES + n), i * STATE_BLOCK_BYTES);
+    });
+    return out;
+  }
+}
+
+interface StateBlocks {
+  blocks: number[];
+  bytes: number;
+}
+
+interface Reservation extends StateBlocks {
+  tokens: number[];
+  committed: boolean;
+}
+
+interface Job {
+  request: EngineRequest;
+  /** Prompt, plus the first token when a prefill worker produced it. */
+  prompt: number[];
+  stream: OutputStream;
+  signal: AbortSignal;
+  onAbort: () => void;
+  /** Set when the request was cancelled (signal or consumer). */
+  cancelled: boolean;
+  /** Prompt tokens not yet evaluated (for load reports). */
+  pendingPrefill: number;
+  /** Prefill only: the caller's request, whose stop conditions decide whether the state is exported. */
+  exportFor?: EngineRequest;
+  /** A remote prefill's state to restore before evaluating. */
+  importFrom?: Reservation;
+}
+
+interface Slot {
+  readonly index: number;
+  readonly sequence: LlamaContextSequence;
+  job: Job | undefined;
+  lastUsed: number;
+}
+
+/** Length of the common prefix of two token lists. */
+export function commonPrefix(a: readonly number[], b: readonly number[]): number {
+  const n = Math.min(a.length, b.length);
+  let i = 0;
+  while (i < n && a[i] === b[i]) i++;
+  return i;
+}
+
+export class LlamaCppEngine implements Engine {
+  readonly card: ModelCard;
+  private readonly slots: Slot[];
+  private readonly waiting: Job[] = [];
+  private readonly ids = new Set<string>();
+  private readonly tracker: KvTracker;
+  private readonly kvListeners = new Set<(batch: KvEventBatch) => void>();
+  private readonly loadListeners = new Set<(load: EngineLoad) => void>();
+  private readonly running = new Set<Promise<void>>();
+  private closed = false;
+  private useCounter = 0;
+  /** Rows of the token embedding: the vocabulary size. */
+  readonly vocabSize: number;
+  readonly kv: KvTransferHooks;
+  private staging: Staging | undefined;
+  private readonly pins = new Map<string, StateBlocks>();
+  private readonly imports = new Map<string, Reservation>();
+  private readonly stateDir = mkdtempSync(join(tmpdir(), 'armature-llamacpp-'));
+  private stateFiles = 0;
+
+  constructor(
+    readonly config: LlamaCppConfig,
+    readonly modelPath: string,
+    private readonly llama: Llama,
+    private readonly model: LlamaModel,
+    private readonly context: LlamaContext,
+    sequences: LlamaContextSequence[],
+  ) {
+    this.slots = sequences.map((sequence, index) => ({ index, sequence, job: undefined, lastUsed: 0 }));
+    this.tracker = new KvTracker(config.blockSize, sequences.length);
+    const embedding = model.fileInfo.tensorInfo?.find((t) => t.name === 'token_embd.weight');
+    this.vocabSize = embedding ? Number(embedding.dimensions[1]) : Number.MAX_SAFE_INTEGER;
+    const contextSize = sequences[0]!.contextSize;
+    const eos = [model.tokens.eos, model.tokens.eot].filter((t): t is Token => t !== null).map(Number);
+    const template = String(model.fileInfo.metadata.tokenizer?.chat_template ?? '');
+    const arch = model.fileInfo.architectureMetadata as {
+      block_count?: number;
+      embedding_length?: number;
+      attention?: { head_count?: number; head_count_kv?: number; key_length?: number };
+    };
+    const heads = arch.attention?.head_count ?? 1;
+    const layout: KvCacheLayout = {
+      numLayers: arch.block_count ?? 1,
+      kvHeads: arch.attention?.head_count_kv ?? heads,
+      headDim: arch.attention?.key_length ?? Math.floor((arch.embedding_length ?? heads) / heads),
+      dtypeBytes: 2, // llama.cpp's default f16 KV cache
+      blockSize: config.blockSize,
+    };
+    const bytesPerToken = layout.numLayers * 2 * layout.kvHeads * layout.headDim * layout.dtypeBytes;
+    // Room for two full-context states per slot (pins and imports at once), plus headers.
+    const perState = Math.ceil((contextSize * (bytesPerToken + 16) + (1 << 20)) / STATE_BLOCK_BYTES);
+    this.kv = this.transferHooks(layout, 2 * sequences.length * perState);
+    this.card = {
+      model: config.model,
+      blockSize: config.blockSize,
+      totalKvBlocks: Math.floor((contextSize * sequences.length) / config.blockSize),
+      maxNumSeqs: sequences.length,
+      maxNumBatchedTokens: config.batchSize,
+      contextLength: contextSize,
+      tokenizer: `gguf:${modelPath}`,
+      // ChatML is rendered by the frontend's own template code; any other template is the GGUF's.
+      chatTemplate: template.includes('<|im_start|>') ? 'chatml' : 'gguf',
+      eosTokenIds: [...new Set(eos)],
+      engine: 'llamacpp',
+      kvEvents: config.kvEvents,
+    };
+  }
+
+  generate(request: EngineRequest, signal: AbortSignal): AsyncIterable<EngineOutput> {
+    return this.start(request, signal);
+  }
+
+  private start(request: EngineRequest, signal: AbortSignal, exportFor?: EngineRequest): OutputStream {
+    if (this.closed) throw new ArmatureError('unavailable', 'engine_closed', 'the engine is shutting down');
+    const prompt = this.validate(request);
+    let importFrom: Reservation | undefined;
+    if (request.firstToken !== undefined && this.imports.get(request.requestId)?.committed) {
+      importFrom = this.imports.get(request.requestId)!;
+      this.imports.delete(request.requestId);
+      if (
+        importFrom.tokens.length !== request.tokenIds.length ||
+        importFrom.tokens.some((t, i) => t !== request.tokenIds[i])
+      ) {
+        this.staging!.release(importFrom.blocks);
+        throw new ArmatureError(
+          'invalid_argument',
+          'import_mismatch',
+          `request ${request.requestId} differs from the prompt whose KV was imported`,
+          { param: 'prompt' },
+        );
+      }
+    }
+    const stream = new OutputStream(() => this.cancel(job, false));
+    const job: Job = {
+      request,
+      prompt,
+      stream,
+      signal,
+      onAbort: () => this.cancel(job, true),
+      cancelled: false,
+      pendingPrefill: prompt.length,
+      ...(exportFor ? { exportFor } : {}),
+      ...(importFrom ? { importFrom } : {}),
+    };
+    if (signal.aborted) {
+      if (importFrom) this.staging!.release(importFrom.blocks);
+      stream.push({ tokenIds: [], finishReason: 'cancelled' });
+      stream.end();
+      return stream;
+    }
+    this.ids.add(request.requestId);
+    signal.addEventListener('abort', job.onAbort, { once: true });
+    this.waiting.push(job);
+    this.pump();
+    return stream;
+  }
+
+  load(): EngineLoad {
+    let activeDecodeBlocks = 0;
+    let activePrefillTokens = 0;
+    let running = 0;
+    let heldTokens = 0;
+    for (const slot of this.slots) {
+      if (!slot.job) continue;
+      running++;
+      const tokens = slot.sequence.nextTokenIndex;
+      heldTokens += tokens;
+      activeDecodeBlocks += Math.ceil(tokens / this.config.blockSize);
+      activePrefillTokens += slot.job.pendingPrefill;
+    }
+    for (const job of this.waiting) activePrefillTokens += job.prompt.length;
+    const capacity = this.card.contextLength * this.slots.length;
+    return {
+      activeDecodeBlocks,
+      activePrefillTokens,
+      waitingRequests: this.waiting.length,
+      runningRequests: running,
+      kvUsage: capacity > 0 ? heldTokens / capacity : 0,
+    };
+  }
+
+  onKvEvents(listener: (batch: KvEventBatch) => void): () => void {
+    this.kvListeners.add(listener);
+    return () => this.kvListeners.delete(listener);
+  }
+
+  onLoad(listener: (load: EngineLoad) => void): () => void {
+    this.loadListeners.add(listener);
+    return () => this.loadListeners.delete(listener);
+  }
+
+  kvSnapshot(): KvEvent[] {
+    return this.config.kvEvents === 'none' ? [] : this.tracker.snapshot();
+  }
+
+  /** Tokens each slot holds in its KV cache (tests and diagnostics). */
+  slotTokens(): number[][] {
+    return this.slots.map((s) => s.sequence.contextTokens.map(Number));
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const error = new ArmatureError('unavailable', 'engine_closed', 'the engine shut down');
+    for (const job of this.waiting.splice(0)) this.finishJob(job, error);
+    for (const slot of this.slots) if (slot.job) slot.job.cancelled = true;
+    await Promise.allSettled([...this.running]);
+    await this.context.dispose();
+    await this.model.dispose();
+    await this.llama.dispose();
+    rmSync(this.stateDir, { recursive: true, force: true });
+  }
+
+  /** Whether the first token alone ends `request` (EOS unless ignoreEos, a stop id, max_tokens 1). */
+  private endsAtFirstToken(request: EngineRequest, token: Token): 'stop' | 'length' | undefined {
+    if (!request.stop.ignoreEos && this.model.isEogToken(token)) return 'stop';
+    if (request.stop.stopTokenIds.includes(Number(token))) return 'stop';
+    if (request.stop.maxTokens <= 1) return 'length';
+    return undefined;
+  }
+
+  /** Saves the slot's state (exactly the prompt) into staging blocks pinned under the request id. */
+  private async exportState(seq: LlamaContextSequence, job: Job): Promise<void> {
+    const file = join(this.stateDir, `export-${++this.stateFiles}.state`);
+    try {
+      await seq.saveStateToFile(file);
+      const bytes = await readFile(file);
+      const blocks = this.staging!.alloc(bytes.byteLength);
+      if (!blocks) {
+        throw new ArmatureError(
+          'resource_exhausted',
+          'transfer_staging_full',
+          `no room to stage a ${bytes.byteLength}-byte sequence state (${this.staging!.freeBlocks} free blocks)`,
+        );
+      }
+      this.staging!.write(blocks, bytes);
+      this.pins.set(job.request.requestId, { blocks, bytes: bytes.byteLength });
+    } finally {
+      await unlink(file).catch(() => {});
+    }
+  }
+
+  /** Restores a pulled state into the slot; a state that does not hold exactly the prompt is dropped. */
+  private async restore(seq: LlamaContextSequence, job: Job): Promise<void> {
+    const reservation = job.importFrom!;
+    job.importFrom = undefined;
+    const file = join(this.stateDir, `import-${++this.stateFiles}.state`);
+    try {
+      await writeFile(file, this.staging!.read(reservation.blocks, reservation.bytes));
+      this.staging!.release(reservation.blocks);
+      await seq.loadStateFromFile(file, { acceptRisk: true });
+    } finally {
+      await unlink(file).catch(() => {});
+    }
+    const held = seq.contextTokens;
+    const prompt = job.request.tokenIds;
+    if (held.length !== prompt.length || held.some((t, i) => Number(t) !== prompt[i])) {
+      log.warn('an imported KV state does not hold the prompt; prefilling locally', {
+        requestId: job.request.requestId,
+        held: held.length,
+        prompt: prompt.length,
+      });
+      await seq.clearHistory();
+    }
+  }
+
+  private transferHooks(layout: KvCacheLayout, totalBlocks: number): KvTransferHooks {
+    const needStaging = (): Staging => {
+      if (!this.staging)
+        throw new ArmatureError('failed_precondition', 'no_kv_memory', 'no transfer region is attached to this engine');
+      return this.staging;
+    };
+    return {
+      format: 'state',
+      layout,
+      blockBytes: STATE_BLOCK_BYTES,
+      totalBlocks,
+      attachMemory: (memory) => {
+        if (this.staging)
+          throw new ArmatureError('failed_precondition', 'kv_memory_attached', 'KV memory is attached already');
+        if (memory.byteLength < totalBlocks * STATE_BLOCK_BYTES)
+          throw new ArmatureError(
+            'invalid_argument',
+            'kv_memory_too_small',
+            `need ${totalBlocks * STATE_BLOCK_BYTES} bytes of staging memory`,
+          );
+        this.staging = new Staging(memory, totalBlocks);
+      },
+      prefill: (request, signal) => this.prefill(request, signal),
+      release: (requestId) => {
+        const pin = this.pins.get(requestId);
+        if (!pin) return false;
+        this.pins.delete(requestId);
+        this.staging!.release(pin.blocks);
+        return true;
+      },
+      pinned: () => {
+        let blocks = 0;
+        for (const pin of this.pins.values()) blocks += pin.blocks.length;
+        return { requests: this.pins.size, blocks };
+      },
+      reserveImport: (requestId, tokenIds, stateBytes): ImportPlan | undefined => {
+        const staging = needStaging();
+        if (tokenIds.length === 0) throw new ArmatureError('invalid_argument', 'empty_prompt', 'the prompt is empty');
+        if (this.ids.has(requestId) || this.pins.has(requestId) || this.imports.has(requestId))
+          throw new ArmatureError(
+            'invalid_argument',
+            'duplicate_request_id',
+            `request ${requestId} is already running`,
+          );
+        if (!(stateBytes && stateBytes > 0))
+          throw new ArmatureError('invalid_argument', 'missing_state_size', 'a llama.cpp import needs the state size');
+        const blocks = staging.alloc(stateBytes);
+        if (!blocks) return undefined;
+        this.imports.set(requestId, { blocks, bytes: stateBytes, tokens: [...tokenIds], committed: false });
+        return { blockIndices: blocks.map((_, i) => i), localBlockIds: blocks, cachedBlocks: 0 };
+      },
+      commitImport: (requestId) => {
+        const reservation = this.imports.get(requestId);
+        if (!reservation)
+          throw new ArmatureError('not_found', 'unknown_import', `no KV import reserved for ${requestId}`);
+        // The state is checked when restored: the slot must then hold exactly the prompt.
+        reservation.committed = true;
+        return true;
+      },
+      cancelImport: (requestId) => {
+        const reservation = this.imports.get(requestId);
+        if (!reservation) return;
+        this.imports.delete(requestId);
+        this.staging!.release(reservation.blocks);
+      },
+    };
+  }
+
+  private async prefill(request: EngineRequest, signal: AbortSignal): Promise<PrefillResult> {
+    if (!this.staging)
+      throw new ArmatureError('failed_precondition', 'no_kv_memory', 'no transfer region is attached to this engine');
+    if (request.firstToken !== undefined)
+      throw new ArmatureError(
+        'invalid_argument',
+        'first_token_on_prefill',
+        'a prefill request cannot carry a first token',
+      );
+    const stream = this.start({ ...request, stop: { ...request.stop, maxTokens: 1 } }, signal, request);
+    const outputs: EngineOutput[] = [];
+    for await (const out of stream) outputs.push(out);
+    const firstToken = outputs.flatMap((o) => o.tokenIds)[0];
+    if (firstToken === undefined || outputs.some((o) => o.finishReason === 'cancelled'))
+      throw new ArmatureError('cancelled', 'request_cancelled', 'the prefill was cancelled');
+    const pin = this.pins.get(request.requestId);
+    const result: PrefillResult = {
+      firstToken,
+      cachedTokens: outputs[0]!.cachedTokens ?? 0,
+      promptTokens: request.tokenIds.length,
+      blockIds: pin ? [...pin.blocks] : [],
+      blockHashes: computeSequenceHashes(computeBlockHashes(request.tokenIds, this.config.blockSize)),
+    };
+    if (pin) result.stateBytes = pin.bytes;
+    else result.finishReason = this.endsAtFirstToken(request, firstToken as Token) ?? 'length';
+    return result;
+  }
+
+  /** Checks a request against the model; returns the tokens to evaluate. */
+  private validate(request: EngineRequest): number[] {
+    const invalid = (reason: string, message: string, param?: string): ArmatureError =>
+      new ArmatureError('invalid_argument', reason, message, param === undefined ? {} : { param });
+    const { requestId, tokenIds, stop, firstToken } = request;
+    if (typeof requestId !== 'string' || requestId === '')
+      throw invalid('invalid_request_id', 'request id must be a non-empty string');
+    const takesImport = firstToken !== undefined && this.imports.get(requestId)?.committed === true;
+    if (this.ids.has(requestId) || this.pins.has(requestId) || (this.imports.has(requestId) && !takesImport))
+      throw invalid('duplicate_request_id', `request ${requestId} is already running`);
+    if (tokenIds.length === 0) throw invalid('empty_prompt', 'the prompt is empty', 'prompt');
+    const vocab = this.vocabSize;
+    const prompt = firstToken === undefined ? [...tokenIds] : [...tokenIds, firstToken];
+    for (const id of prompt) {
+      if (!Number.isInteger(id) || id < 0 || id >= vocab)
+        throw invalid('invalid_token_id', `token id ${id} is outside the vocabulary (${vocab})`, 'prompt');
+    }
+    if (!Number.isSafeInteger(stop.maxTokens) || stop.maxTokens < 1)
+      throw invalid('invalid_max_tokens', 'max_tokens must be a positive integer', 'max_tokens');
+    if (firstToken !== undefined && stop.maxTokens <= 1)
+      throw invalid('nothing_to_decode', 'the first token already ends the request', 'max_tokens');
+    if (tokenIds.length + stop.maxTokens > this.card.contextLength) {
+      throw invalid(
+        'context_length_exceeded',
+        `prompt (${tokenIds.length} tokens) + max_tokens (${stop.maxTokens}) exceeds the context length ${this.card.contextLength}`,
+        'max_tokens',
+      );
+    }
+    return prompt;
+  }
+
+  /** Starts waiting requests on free slots, oldest first, each on the slot sharing its longest prefix. */
+  private pump(): void {
+    while (!this.closed && this.waiting.length > 0) {
+      const free = this.slots.filter((s) => !s.job);
+      if (free.length === 0) break;
+      const job = this.waiting.shift()!;
+      let best = free[0]!;
+      let bestShared = -1;
+      for (const slot of free) {
+        const shared = commonPrefix(slot.sequence.contextTokens, job.prompt);
+        // Longest shared prefix; among equals, the least recently used slot keeps the others' caches.
+        if (shared > bestShared || (shared === bestShared && slot.lastUsed < best.lastUsed)) {
+          best = slot;
+          bestShared = shared;
+        }
+      }
+      best.job = job;
+      best.lastUsed = ++this.useCounter;
+      const run = this.serve(best, job).finally(() => {
+        this.running.delete(run);
+        best.job = undefined;
+        this.emitLoad();
+        this.pump();
+      });
+      this.running.add(run);
+    }
+    this.emitLoad();
+  }
+
+  private async serve(slot: Slot, job: Job): Promise<void> {
+    const { request, prompt } = job;
+    const seq = slot.sequence;
+    try {
+      if (job.importFrom) await this.restore(seq, job);
+      // At least one token must be evaluated to sample from, so a fully cached prompt re-evaluates its last token.
+      const reused = Math.min(commonPrefix(seq.contextTokens, prompt), prompt.length - 1);
+      if (seq.nextTokenIndex > reused) await seq.eraseContextTokenRanges([{ start: reused, end: seq.nextTokenIndex }]);
+      this.track(slot, prompt.slice(0, reused));
+      job.pendingPrefill = prompt.length - reused;
+      const { temperature, topP, topK, seed } = request.sampling;
+      const { stop } = request;
+      const stopIds = new Set(stop.stopTokenIds);
+      let generated = request.firstToken === undefined ? 0 : 1;
+      let first = true;
+      let lastToken: Token | undefined;
+      const tokens = seq.evaluate(prompt.slice(reused) as Token[], {
+        temperature: temperature ?? 1,
+        ...(topP === undefined ? {} : { topP }),
+        ...(topK === undefined ? {} : { topK }),
+        ...(seed === undefined ? {} : { seed }),
+      });
+      for await (const raw of tokens) {
+        if (job.cancelled) break;
+        const token = Number(raw);
+        lastToken = raw;
+        const out: EngineOutput = { tokenIds: [token] };
+        if (first) {
+          first = false;
+          job.pendingPrefill = 0;
+          out.cachedTokens = Math.min(reused, request.tokenIds.length);
+          out.promptTokens = request.tokenIds.length;
+          this.track(slot, prompt);
+          this.emitLoad();
+        }
+        generated++;
+        if (!stop.ignoreEos && this.model.isEogToken(raw)) out.finishReason = 'stop';
+        else if (stopIds.has(token)) out.finishReason = 'stop';
+        else if (generated >= stop.maxTokens) out.finishReason = 'length';
+        job.stream.push(out);
+        if (out.finishReason) break;
+      }
+      if (!first || job.cancelled) this.track(slot, seq.contextTokens);
+      if (job.exportFor && !first && !job.cancelled && !this.endsAtFirstToken(job.exportFor, lastToken!))
+        await this.exportState(seq, job);
+      this.finishJob(job);
+    } catch (err) {
+      if (job.importFrom) this.staging?.release(job.importFrom.blocks);
+      log.error('llama.cpp evaluation failed', { requestId: request.requestId, err });
+      // What the slot holds after a failure is unknown: start it afresh.
+      await seq.clearHistory().catch(() => {});
+      this.track(slot, []);
+      this.finishJob(job, asArmatureError(err));
+    }
+  }
+
+  private cancel(job: Job, notify: boolean): void {
+    if (job.cancelled || job.stream.closed) return;
+    job.cancelled = true;
+    const waitingAt = this.waiting.indexOf(job);
+    if (waitingAt >= 0) this.waiting.splice(waitingAt, 1);
+    if (notify) job.stream.push({ tokenIds: [], finishReason: 'cancelled' });
+    // A running job's slot is freed by serve() after the token in flight.
+    if (waitingAt >= 0) this.finishJob(job);
+    this.emitLoad();
+  }
+
+  private finishJob(job: Job, error?: ArmatureError): void {
+    job.signal.removeEventListener('abort', job.onAbort);
+    this.ids.delete(job.request.requestId);
+    if (error) job.stream.fail(error);
+    else job.stream.end();
+  }
+
+  private track(slot: Slot, tokens: readonly (Token | number)[]): void {
+    if (this.config.kvEvents === 'none') return;
+    this.tracker.update(slot.index, tokens.map(Number));
+    const events = this.tracker.drain();
+    if (events.length === 0) return;
+    const batch: KvEventBatch = { ts: Date.now() / 1000, events, dpRank: this.config.dpRank };
+    for (const listener of this.kvListeners) {
+      try {
+        listener(batch);
+      } catch (err) {
+        log.warn('KV event listener threw', { err });
+      }
+    }
+  }
+
+  private emitLoad(): void {
+    if (this.loadListeners.size === 0) return;
+    const load = this.load();
+    for (const listener of this.loadListeners) {
+      try {
+        listener(load);
+      } catch (err) {
+        log.warn('load listener threw', { err });
+      }
+    }
+  }
+}
+
+/** Loads the model (the generated test model unless `modelPath` is set) and creates the engine. */
+export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promise<LlamaCppEngine> {
+  const config = compileLlamaCppOptions(options);
+  const modelPath = config.modelPath ?? (await ensureTestModel());
+  const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
+  const llama = await getLlama({
+    gpu: config.gpu,
+    build: 'never',
+    logLevel: LlamaLogLevel.warn,
+    logger: (level, message) => {
+      const text = message.trim();
+      if (text) log.warn('llama.cpp', { level, message: text });
+    },
+  });
+  let model: LlamaModel;
+  try {
+    model = await llama.loadModel({ modelPath, gpuLayers: config.gpu === false ? 0 : config.gpuLayers });
+  } catch (err) {
+    await llama.dispose();
+    throw new ArmatureError('failed_precondition', 'model_load_failed', `cannot load the GGUF model ${modelPath}`, {
+      detail: (err as Error).message,
+      cause: err,
+    });
+  }
+  const contextSize = Math.min(config.contextSize, model.trainContextSize);
+  const context = await model.createContext({
+    sequences: config.sequences,
+    contextSize,
+    batchSize: config.batchSize,
+    threads: config.threads,
+  });
+  const sequences = Array.from({ length: config.sequences }, () => context.getSequence());
+  log.info('model loaded', {
+    modelPath,
+    gpu: llama.gpu,
+    gpuLayers: model.gpuLayers,
+    sequences: config.sequences,
+    contextSize: sequences[0]!.contextSize,
+    threads: config.threads,
+  });
+  return new LlamaCppEngine(config, modelPath, llama, model, context, sequences);
+}
