@@ -137,4 +137,49 @@ describe('armature up', () => {
       await rm(tmp, { recursive: true, force: true });
     }
   }, 90_000);
+
+  it('runs the llama.cpp graphs: default.yaml and disagg.yaml serve chat on the generated model', async () => {
+    await cli?.stop(5_000);
+    for (const name of ['default.yaml', 'disagg.yaml']) {
+      const tmp = await mkdtemp(join(tmpdir(), 'armature-up-llama-'));
+      try {
+        const graph = parse(await readFile(join(ROOT, 'infra/graphs', name), 'utf8')) as {
+          model: string;
+          discoveryDir?: string;
+          services: Record<string, Record<string, unknown>>;
+        };
+        const port = await freePort();
+        graph.discoveryDir = join(tmp, 'discovery');
+        graph.services.frontend!.port = port;
+        for (const kind of ['prefill', 'decode']) {
+          const svc = graph.services[kind];
+          // One thread and a short context keep the test light on this machine.
+          if (svc) svc.engineArgs = { ...(svc.engineArgs as object), threads: 1, contextSize: 1024 };
+        }
+        const graphPath = join(tmp, name);
+        await writeFile(graphPath, stringify(graph));
+        cli = spawnNode(join(ROOT, 'tools/cli/bin/armature.js'), ['up', graphPath], {});
+        await cli.waitForOutput(/is up — OpenAI API at/, 60_000);
+        const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0 });
+        // Long enough (about 400 tokens) to be prefilled remotely in disagg.yaml.
+        const { data: stream, response } = await client.chat.completions
+          .create({
+            model: graph.model,
+            messages: [{ role: 'user', content: 'Where did the cat sit? '.repeat(60) }],
+            max_tokens: 8,
+            temperature: 0,
+            stream: true,
+          })
+          .withResponse();
+        let text = '';
+        for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+        expect(text.trim().split(/\s+/).length).toBeGreaterThan(1);
+        expect(response.headers.get('x-armature-prefill-worker')).toBe(name === 'disagg.yaml' ? 'prefill-0' : null);
+        cli.kill('SIGTERM');
+        expect(await cli.exited).toBe(0);
+      } finally {
+        await rm(tmp, { recursive: true, force: true });
+      }
+    }
+  }, 120_000);
 });

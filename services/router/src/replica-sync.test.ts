@@ -70,7 +70,8 @@ describe('ReplicaSync across pools', () => {
       () => {
         a.prefill.free('probe');
         a.prefill.route([worker('p0')], { requestId: 'probe', model: 'm', tokenIds });
-        return b.prefill.active.of('p0').prefillTokens > 0;
+        // (Not prefillTokens: after the first probe r0 predicts p0 caches these tokens.)
+        return b.prefill.active.size > 0;
       },
       5_000,
       50,

@@ -1,6 +1,6 @@
 // A throwaway local cluster for benchmarks: n decode workers (and optionally m prefill
 // workers), a router and a frontend as child processes on 127.0.0.1, found through file
-// discovery in a temp dir.
+// discovery in a temp dir. Workers run the mocker unless `engine` says llamacpp.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -15,6 +15,10 @@ export interface LocalClusterOptions {
   workers: number;
   policy: string;
   engineArgs: Record<string, unknown>;
+  /** Engine of every worker (ARMATURE_ENGINE; default mocker). */
+  engine?: 'mocker' | 'llamacpp';
+  /** Extra worker environment (for example ARMATURE_MODEL_PATH). */
+  engineEnv?: Record<string, string>;
   maxBodyBytes?: number;
   /** Prefill workers (default 0: aggregated serving). */
   prefillWorkers?: number;
@@ -78,6 +82,12 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     );
     await rm(dir, { recursive: true, force: true });
   };
+  const workerEnv = {
+    ARMATURE_MODEL: o.model,
+    ARMATURE_ENGINE: o.engine ?? 'mocker',
+    ARMATURE_ENGINE_ARGS: JSON.stringify(o.engineArgs),
+    ...o.engineEnv,
+  };
   try {
     const workers = Array.from({ length: o.workers }, (_, i) =>
       start(
@@ -85,8 +95,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
         {
           ...common,
           ARMATURE_INSTANCE_ID: `decode-${i}`,
-          ARMATURE_MODEL: o.model,
-          ARMATURE_ENGINE_ARGS: JSON.stringify(o.engineArgs),
+          ...workerEnv,
         },
         /worker ready/,
       ),
@@ -97,8 +106,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
         {
           ...common,
           ARMATURE_INSTANCE_ID: `prefill-${i}`,
-          ARMATURE_MODEL: o.model,
-          ARMATURE_ENGINE_ARGS: JSON.stringify(o.engineArgs),
+          ...workerEnv,
         },
         /worker ready/,
       ),

@@ -52,7 +52,7 @@ describe('llama.cpp engine', () => {
       engine: 'llamacpp',
       blockSize: BLOCK,
       maxNumSeqs: 2,
-      chatTemplate: 'chatml',
+      chatTemplate: 'gguf',
       tokenizer: expect.stringMatching(/^gguf:.*armature-tiny-llama-[0-9a-f]+\.gguf$/),
     });
     expect(engine.card.contextLength).toBeGreaterThanOrEqual(1024);

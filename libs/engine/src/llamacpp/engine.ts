@@ -154,7 +154,6 @@ export class LlamaCppEngine implements Engine {
     this.vocabSize = embedding ? Number(embedding.dimensions[1]) : Number.MAX_SAFE_INTEGER;
     const contextSize = sequences[0]!.contextSize;
     const eos = [model.tokens.eos, model.tokens.eot].filter((t): t is Token => t !== null).map(Number);
-    const template = String(model.fileInfo.metadata.tokenizer?.chat_template ?? '');
     const arch = model.fileInfo.architectureMetadata as {
       block_count?: number;
       embedding_length?: number;
@@ -180,8 +179,8 @@ export class LlamaCppEngine implements Engine {
       maxNumBatchedTokens: config.batchSize,
       contextLength: contextSize,
       tokenizer: `gguf:${modelPath}`,
-      // ChatML is rendered by the frontend's own template code; any other template is the GGUF's.
-      chatTemplate: template.includes('<|im_start|>') ? 'chatml' : 'gguf',
+      // The GGUF's own chat template, rendered by the frontend from the same file.
+      chatTemplate: 'gguf',
       eosTokenIds: [...new Set(eos)],
       engine: 'llamacpp',
       kvEvents: config.kvEvents,
@@ -518,7 +517,10 @@ export class LlamaCppEngine implements Engine {
       let generated = request.firstToken === undefined ? 0 : 1;
       let first = true;
       let lastToken: Token | undefined;
+      let finished = false;
       const tokens = seq.evaluate(prompt.slice(reused) as Token[], {
+        // Without it node-llama-cpp ends the stream silently at EOS, and ignore_eos could not go past it.
+        yieldEogToken: true,
         temperature: temperature ?? 1,
         ...(topP === undefined ? {} : { topP }),
         ...(topK === undefined ? {} : { topK }),
@@ -542,7 +544,14 @@ export class LlamaCppEngine implements Engine {
         else if (stopIds.has(token)) out.finishReason = 'stop';
         else if (generated >= stop.maxTokens) out.finishReason = 'length';
         job.stream.push(out);
-        if (out.finishReason) break;
+        if (out.finishReason) {
+          finished = true;
+          break;
+        }
+      }
+      if (!finished && !job.cancelled && !first) {
+        // The evaluation ended on its own (the sequence is full): say so rather than leave the stream open-ended.
+        job.stream.push({ tokenIds: [], finishReason: 'length' });
       }
       if (!first || job.cancelled) this.track(slot, seq.contextTokens);
       if (job.exportFor && !first && !job.cancelled && !this.endsAtFirstToken(job.exportFor, lastToken!))
