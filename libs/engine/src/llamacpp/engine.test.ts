@@ -3,6 +3,7 @@
 // concurrent slots, a queue beyond them, cancellation that frees the slot, stop
 // conditions, continuation after a first token produced elsewhere, and KV events that
 // name exactly the blocks the slots hold.
+import { relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvIndexer, sequenceHashLimbs, type KvEventBatch } from '@armature/kv';
 import type { EngineOutput, EngineRequest } from '../types.js';
@@ -57,6 +58,21 @@ describe('llama.cpp engine', () => {
     });
     expect(engine.card.contextLength).toBeGreaterThanOrEqual(1024);
     expect(engine.card.eosTokenIds).toEqual(expect.arrayContaining([2, 260]));
+  });
+
+  it('names its model file by absolute path, so the frontend can load the same tokenizer', async () => {
+    const modelPath = await ensureTestModel();
+    const relativeEngine = await createLlamaCppEngine({
+      modelPath: relative(process.cwd(), modelPath),
+      sequences: 1,
+      contextSize: 256,
+      threads: 1,
+    });
+    try {
+      expect(relativeEngine.card.tokenizer).toBe(`gguf:${modelPath}`);
+    } finally {
+      await relativeEngine.close();
+    }
   });
 
   it('is deterministic under greedy sampling, across engines', async () => {

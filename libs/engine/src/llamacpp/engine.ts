@@ -12,7 +12,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Llama, Token } from 'node-llama-cpp';
 import { computeBlockHashes, computeSequenceHashes, type KvEvent, type KvEventBatch } from '@armature/kv';
 import { ArmatureError, asArmatureError, createLogger, type ModelCard } from '@armature/runtime';
@@ -616,7 +616,8 @@ export class LlamaCppEngine implements Engine {
 /** Loads the model (the generated test model unless `modelPath` is set) and creates the engine. */
 export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promise<LlamaCppEngine> {
   const config = compileLlamaCppOptions(options);
-  const modelPath = config.modelPath ?? (await ensureTestModel());
+  // Absolute: the card names the file, and the frontend loads its tokenizer from it.
+  const modelPath = resolve(config.modelPath ?? (await ensureTestModel()));
   const { getLlama, LlamaLogLevel } = await import('node-llama-cpp');
   const llama = await getLlama({
     gpu: config.gpu,
