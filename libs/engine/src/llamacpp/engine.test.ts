@@ -273,7 +273,7 @@ describe('llama.cpp engine: disaggregated prefill and decode', () => {
     expect([expected[0], ...rest.tokens]).toEqual(expected);
     expect(rest.outputs[0]!.cachedTokens).toBeLessThan(60);
     // A cancelled reservation frees its staging blocks; the staging area is whole again.
-    const free = (e: LlamaCppEngine) => (e as unknown as { staging: { freeBlocks: number } }).staging.freeBlocks;
+    const free = (e: LlamaCppEngine) => (e as unknown as { states: { freeBlocks: number } }).states.freeBlocks;
     const before = free(decodeEngine);
     decodeEngine.kv.reserveImport('c1', b, 5 * decodeEngine.kv.blockBytes);
     expect(free(decodeEngine)).toBe(before - 5);

@@ -9,10 +9,7 @@
 // prefill saves the prompt's state into staging blocks of the transfer region (pinned
 // until released), and a decode worker pulls those blocks, restores the state into a slot
 // and checks that it holds exactly the prompt before it continues.
-import { mkdtempSync, rmSync } from 'node:fs';
-import { readFile, unlink, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Llama, Token } from 'node-llama-cpp';
 import { computeBlockHashes, computeSequenceHashes, type KvEvent, type KvEventBatch } from '@armature/kv';
 import { ArmatureError, asArmatureError, createLogger, type ModelCard } from '@armature/runtime';
@@ -28,65 +25,11 @@ import type {
   PrefillResult,
 } from '../types.js';
 import { KvTracker } from './kv-tracker.js';
+import { SequenceStates, STATE_BLOCK_BYTES, type Reservation } from './sequence-states.js';
 import { compileLlamaCppOptions, type LlamaCppConfig, type LlamaCppOptions } from './options.js';
 import { ensureTestModel } from './test-model.js';
 
 const log = createLogger('engine/llamacpp');
-
-/** Bytes per staging block of an exported sequence state. */
-export const STATE_BLOCK_BYTES = 256 * 1024;
-
-/** A free list of staging blocks in the transfer region. */
-class Staging {
-  private readonly free: number[] = [];
-
-  constructor(
-    readonly memory: Uint8Array,
-    readonly totalBlocks: number,
-  ) {
-    for (let id = totalBlocks - 1; id >= 0; id--) this.free.push(id);
-  }
-
-  get freeBlocks(): number {
-    return this.free.length;
-  }
-
-  alloc(bytes: number): number[] | undefined {
-    const n = Math.max(1, Math.ceil(bytes / STATE_BLOCK_BYTES));
-    if (n > this.free.length) return undefined;
-    return this.free.splice(this.free.length - n, n).reverse();
-  }
-
-  release(blocks: readonly number[]): void {
-    for (let i = blocks.length - 1; i >= 0; i--) this.free.push(blocks[i]!);
-  }
-
-  write(blocks: readonly number[], bytes: Uint8Array): void {
-    blocks.forEach((id, i) => {
-      const chunk = bytes.subarray(i * STATE_BLOCK_BYTES, (i + 1) * STATE_BLOCK_BYTES);
-      this.memory.set(chunk, id * STATE_BLOCK_BYTES);
-    });
-  }
-
-  read(blocks: readonly number[], size: number): Uint8Array {
-    const out = new Uint8Array(size);
-    blocks.forEach((id, i) => {
-      const n = Math.min(STATE_BLOCK_BYTES, size - i * STATE_BLOCK_BYTES);
-      out.set(this.memory.subarray(id * STATE_BLOCK_BYTES, id * STATE_BLOCK_BYTES + n), i * STATE_BLOCK_BYTES);
-    });
-    return out;
-  }
-}
-
-interface StateBlocks {
-  blocks: number[];
-  bytes: number;
-}
-
-interface Reservation extends StateBlocks {
-  tokens: number[];
-  committed: boolean;
-}
 
 interface Job {
   request: EngineRequest;
@@ -134,11 +77,7 @@ export class LlamaCppEngine implements Engine {
   /** Rows of the token embedding: the vocabulary size. */
   readonly vocabSize: number;
   readonly kv: KvTransferHooks;
-  private staging: Staging | undefined;
-  private readonly pins = new Map<string, StateBlocks>();
-  private readonly imports = new Map<string, Reservation>();
-  private readonly stateDir = mkdtempSync(join(tmpdir(), 'armature-llamacpp-'));
-  private stateFiles = 0;
+  private readonly states: SequenceStates;
 
   constructor(
     readonly config: LlamaCppConfig,
@@ -170,7 +109,8 @@ export class LlamaCppEngine implements Engine {
     const bytesPerToken = layout.numLayers * 2 * layout.kvHeads * layout.headDim * layout.dtypeBytes;
     // Room for two full-context states per slot (pins and imports at once), plus headers.
     const perState = Math.ceil((contextSize * (bytesPerToken + 16) + (1 << 20)) / STATE_BLOCK_BYTES);
-    this.kv = this.transferHooks(layout, 2 * sequences.length * perState);
+    this.states = new SequenceStates(2 * sequences.length * perState);
+    this.kv = this.transferHooks(layout);
     this.card = {
       model: config.model,
       blockSize: config.blockSize,
@@ -194,23 +134,10 @@ export class LlamaCppEngine implements Engine {
   private start(request: EngineRequest, signal: AbortSignal, exportFor?: EngineRequest): OutputStream {
     if (this.closed) throw new ArmatureError('unavailable', 'engine_closed', 'the engine is shutting down');
     const prompt = this.validate(request);
-    let importFrom: Reservation | undefined;
-    if (request.firstToken !== undefined && this.imports.get(request.requestId)?.committed) {
-      importFrom = this.imports.get(request.requestId)!;
-      this.imports.delete(request.requestId);
-      if (
-        importFrom.tokens.length !== request.tokenIds.length ||
-        importFrom.tokens.some((t, i) => t !== request.tokenIds[i])
-      ) {
-        this.staging!.release(importFrom.blocks);
-        throw new ArmatureError(
-          'invalid_argument',
-          'import_mismatch',
-          `request ${request.requestId} differs from the prompt whose KV was imported`,
-          { param: 'prompt' },
-        );
-      }
-    }
+    const importFrom =
+      request.firstToken !== undefined && this.states.hasCommittedImport(request.requestId)
+        ? this.states.take(request.requestId, request.tokenIds)
+        : undefined;
     const stream = new OutputStream(() => this.cancel(job, false));
     const job: Job = {
       request,
@@ -224,7 +151,7 @@ export class LlamaCppEngine implements Engine {
       ...(importFrom ? { importFrom } : {}),
     };
     if (signal.aborted) {
-      if (importFrom) this.staging!.release(importFrom.blocks);
+      if (importFrom) this.states.drop(importFrom);
       stream.push({ tokenIds: [], finishReason: 'cancelled' });
       stream.end();
       return stream;
@@ -289,7 +216,7 @@ export class LlamaCppEngine implements Engine {
     await this.context.dispose();
     await this.model.dispose();
     await this.llama.dispose();
-    rmSync(this.stateDir, { recursive: true, force: true });
+    this.states.close();
   }
 
   /** Whether the first token alone ends `request` (EOS unless ignoreEos, a stop id, max_tokens 1). */
@@ -300,90 +227,31 @@ export class LlamaCppEngine implements Engine {
     return undefined;
   }
 
-  /** Saves the slot's state (exactly the prompt) into staging blocks pinned under the request id. */
-  private async exportState(seq: LlamaContextSequence, job: Job): Promise<void> {
-    const file = join(this.stateDir, `export-${++this.stateFiles}.state`);
-    try {
-      await seq.saveStateToFile(file);
-      const bytes = await readFile(file);
-      const blocks = this.staging!.alloc(bytes.byteLength);
-      if (!blocks) {
-        throw new ArmatureError(
-          'resource_exhausted',
-          'transfer_staging_full',
-          `no room to stage a ${bytes.byteLength}-byte sequence state (${this.staging!.freeBlocks} free blocks)`,
-        );
-      }
-      this.staging!.write(blocks, bytes);
-      this.pins.set(job.request.requestId, { blocks, bytes: bytes.byteLength });
-    } finally {
-      await unlink(file).catch(() => {});
-    }
-  }
-
-  /** Restores a pulled state into the slot; a state that does not hold exactly the prompt is dropped. */
+  /** Restores a pulled state into the slot; one that does not hold exactly the prompt is dropped. */
   private async restore(seq: LlamaContextSequence, job: Job): Promise<void> {
     const reservation = job.importFrom!;
     job.importFrom = undefined;
-    const file = join(this.stateDir, `import-${++this.stateFiles}.state`);
-    try {
-      await writeFile(file, this.staging!.read(reservation.blocks, reservation.bytes));
-      this.staging!.release(reservation.blocks);
-      await seq.loadStateFromFile(file, { acceptRisk: true });
-    } finally {
-      await unlink(file).catch(() => {});
-    }
-    const held = seq.contextTokens;
-    const prompt = job.request.tokenIds;
-    if (held.length !== prompt.length || held.some((t, i) => Number(t) !== prompt[i])) {
+    if (!(await this.states.restore(seq, reservation))) {
       log.warn('an imported KV state does not hold the prompt; prefilling locally', {
         requestId: job.request.requestId,
-        held: held.length,
-        prompt: prompt.length,
       });
-      await seq.clearHistory();
     }
   }
 
-  private transferHooks(layout: KvCacheLayout, totalBlocks: number): KvTransferHooks {
-    const needStaging = (): Staging => {
-      if (!this.staging)
-        throw new ArmatureError('failed_precondition', 'no_kv_memory', 'no transfer region is attached to this engine');
-      return this.staging;
-    };
+  private transferHooks(layout: KvCacheLayout): KvTransferHooks {
+    const states = this.states;
     return {
       format: 'state',
       layout,
       blockBytes: STATE_BLOCK_BYTES,
-      totalBlocks,
-      attachMemory: (memory) => {
-        if (this.staging)
-          throw new ArmatureError('failed_precondition', 'kv_memory_attached', 'KV memory is attached already');
-        if (memory.byteLength < totalBlocks * STATE_BLOCK_BYTES)
-          throw new ArmatureError(
-            'invalid_argument',
-            'kv_memory_too_small',
-            `need ${totalBlocks * STATE_BLOCK_BYTES} bytes of staging memory`,
-          );
-        this.staging = new Staging(memory, totalBlocks);
-      },
+      totalBlocks: states.totalBlocks,
+      attachMemory: (memory) => states.attach(memory),
       prefill: (request, signal) => this.prefill(request, signal),
-      release: (requestId) => {
-        const pin = this.pins.get(requestId);
-        if (!pin) return false;
-        this.pins.delete(requestId);
-        this.staging!.release(pin.blocks);
-        return true;
-      },
-      pinned: () => {
-        let blocks = 0;
-        for (const pin of this.pins.values()) blocks += pin.blocks.length;
-        return { requests: this.pins.size, blocks };
-      },
+      release: (requestId) => states.release(requestId),
+      pinned: () => states.pinned(),
       reserveImport: (requestId, tokenIds, stateBytes): ImportPlan | undefined => {
-        const staging = needStaging();
         if (tokenIds.length === 0) throw new ArmatureError('invalid_argument', 'empty_prompt', 'the prompt is empty');
-        if (this.ids.has(requestId) || this.pins.has(requestId) || this.imports.has(requestId))
+        if (this.ids.has(requestId) || states.holds(requestId))
           throw new ArmatureError(
             'invalid_argument',
             'duplicate_request_id',
@@ -391,30 +259,16 @@ export class LlamaCppEngine implements Engine {
           );
         if (!(stateBytes && stateBytes > 0))
           throw new ArmatureError('invalid_argument', 'missing_state_size', 'a llama.cpp import needs the state size');
-        const blocks = staging.alloc(stateBytes);
-        if (!blocks) return undefined;
-        this.imports.set(requestId, { blocks, bytes: stateBytes, tokens: [...tokenIds], committed: false });
-        return { blockIndices: blocks.map((_, i) => i), localBlockIds: blocks, cachedBlocks: 0 };
+        return states.reserve(requestId, tokenIds, stateBytes);
       },
-      commitImport: (requestId) => {
-        const reservation = this.imports.get(requestId);
-        if (!reservation)
-          throw new ArmatureError('not_found', 'unknown_import', `no KV import reserved for ${requestId}`);
-        // The state is checked when restored: the slot must then hold exactly the prompt.
-        reservation.committed = true;
-        return true;
-      },
-      cancelImport: (requestId) => {
-        const reservation = this.imports.get(requestId);
-        if (!reservation) return;
-        this.imports.delete(requestId);
-        this.staging!.release(reservation.blocks);
-      },
+      // The state is checked when restored: the slot must then hold exactly the prompt.
+      commitImport: (requestId) => (states.commit(requestId), true),
+      cancelImport: (requestId) => states.cancel(requestId),
     };
   }
 
   private async prefill(request: EngineRequest, signal: AbortSignal): Promise<PrefillResult> {
-    if (!this.staging)
+    if (!this.states.attached)
       throw new ArmatureError('failed_precondition', 'no_kv_memory', 'no transfer region is attached to this engine');
     if (request.firstToken !== undefined)
       throw new ArmatureError(
@@ -428,7 +282,7 @@ export class LlamaCppEngine implements Engine {
     const firstToken = outputs.flatMap((o) => o.tokenIds)[0];
     if (firstToken === undefined || outputs.some((o) => o.finishReason === 'cancelled'))
       throw new ArmatureError('cancelled', 'request_cancelled', 'the prefill was cancelled');
-    const pin = this.pins.get(request.requestId);
+    const pin = this.states.pin(request.requestId);
     const result: PrefillResult = {
       firstToken,
       cachedTokens: outputs[0]!.cachedTokens ?? 0,
@@ -448,8 +302,8 @@ export class LlamaCppEngine implements Engine {
     const { requestId, tokenIds, stop, firstToken } = request;
     if (typeof requestId !== 'string' || requestId === '')
       throw invalid('invalid_request_id', 'request id must be a non-empty string');
-    const takesImport = firstToken !== undefined && this.imports.get(requestId)?.committed === true;
-    if (this.ids.has(requestId) || this.pins.has(requestId) || (this.imports.has(requestId) && !takesImport))
+    const takesImport = firstToken !== undefined && this.states.hasCommittedImport(requestId);
+    if (this.ids.has(requestId) || (this.states.holds(requestId) && !takesImport))
       throw invalid('duplicate_request_id', `request ${requestId} is already running`);
     if (tokenIds.length === 0) throw invalid('empty_prompt', 'the prompt is empty', 'prompt');
     const vocab = this.vocabSize;
@@ -555,10 +409,10 @@ export class LlamaCppEngine implements Engine {
       }
       if (!first || job.cancelled) this.track(slot, seq.contextTokens);
       if (job.exportFor && !first && !job.cancelled && !this.endsAtFirstToken(job.exportFor, lastToken!))
-        await this.exportState(seq, job);
+        await this.states.export(seq, job.request.requestId);
       this.finishJob(job);
     } catch (err) {
-      if (job.importFrom) this.staging?.release(job.importFrom.blocks);
+      if (job.importFrom) this.states.drop(job.importFrom);
       log.error('llama.cpp evaluation failed', { requestId: request.requestId, err });
       // What the slot holds after a failure is unknown: start it afresh.
       await seq.clearHistory().catch(() => {});
