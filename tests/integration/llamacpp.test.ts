@@ -167,6 +167,10 @@ describe('llama.cpp disaggregated prefill and decode', () => {
       expect(data.choices[0]!.text).toBe(agg.choices[0]!.text);
     }
     expect(await metric(cluster, 'decode', 'armature_worker_remote_prefill_total', 'outcome="imported"')).toBe(2);
+    // Imported means the bytes arrived; the restored state must also have held the prompt
+    // (else the engine logs it and prefills locally, with the same text).
+    for (const id of ['decode-0', 'decode-1'])
+      expect(cluster.workers.get(id)!.output()).not.toMatch(/does not hold the prompt/);
     expect(await metric(cluster, 'decode', 'armature_transfer_bytes_total')).toBeGreaterThan(150 * 256);
     // A short prompt stays on the decode worker.
     const short = await client.completions

@@ -19,7 +19,15 @@ const mocker = { ...replayMockerDefaults(), speedup: SPEEDUP };
 let cluster: Cluster;
 
 beforeAll(async () => {
-  cluster = await startCluster({ workers: WORKERS, policy: 'round-robin', engineArgs: mocker, maxBodyBytes: 16 << 20 });
+  cluster = await startCluster({
+    workers: WORKERS,
+    policy: 'round-robin',
+    engineArgs: mocker,
+    maxBodyBytes: 16 << 20,
+    // Timing only: no KV bytes to write (no prefill workers would read them), so a busy
+    // machine does not slow the live side for work the simulator does not model.
+    extraEnv: { ARMATURE_TRANSFER: 'off' },
+  });
 }, 60_000);
 
 afterAll(async () => {

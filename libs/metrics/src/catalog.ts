@@ -165,7 +165,7 @@ export const METRICS = {
   },
   armature_router_prefill_queue_tokens: {
     type: 'gauge',
-    help: "Prompt tokens queued on each prefill worker, as the router counts them (its own and the worker's report).",
+    help: 'Prompt tokens this router has placed on each prefill worker and not yet seen prefilled.',
     labels: ['worker'],
   },
   armature_router_no_worker_total: {

@@ -6,7 +6,9 @@
 // empty; otherwise the prefill pool's policy (KV-aware) picks the prefill worker, and the
 // decode worker pulls only the blocks it lacks. Pure decision code, shared by the live
 // router and the offline simulator; it sends nothing.
+import { ArmatureError } from '@armature/runtime';
 import type { CandidateWorker, KvRouter, RouteOutcome, RouteRequestInput } from './kv-router.js';
+import { createPolicy } from './policies/index.js';
 
 export interface DisaggOptions {
   /**
@@ -40,6 +42,19 @@ export interface DisaggOutcome {
 
 const DEFAULTS = { minRemotePrefillTokens: 2048, maxPrefillQueueTokens: 131_072 };
 
+/** The options with their defaults filled in; throws RangeError for bad values. */
+export function resolveDisaggOptions(options: DisaggOptions = {}): Required<DisaggOptions> {
+  const minRemotePrefillTokens = options.minRemotePrefillTokens ?? DEFAULTS.minRemotePrefillTokens;
+  const maxPrefillQueueTokens = options.maxPrefillQueueTokens ?? DEFAULTS.maxPrefillQueueTokens;
+  if (!Number.isInteger(minRemotePrefillTokens) || minRemotePrefillTokens < 0) {
+    throw new RangeError(`minRemotePrefillTokens must be an integer >= 0, got ${options.minRemotePrefillTokens}`);
+  }
+  if (typeof maxPrefillQueueTokens !== 'number' || !(maxPrefillQueueTokens > 0)) {
+    throw new RangeError(`maxPrefillQueueTokens must be > 0, got ${options.maxPrefillQueueTokens}`);
+  }
+  return { minRemotePrefillTokens, maxPrefillQueueTokens };
+}
+
 export class DisaggRouter {
   readonly minRemotePrefillTokens: number;
   readonly maxPrefillQueueTokens: number;
@@ -51,14 +66,9 @@ export class DisaggRouter {
     readonly decode: KvRouter,
     options: DisaggOptions = {},
   ) {
-    this.minRemotePrefillTokens = options.minRemotePrefillTokens ?? DEFAULTS.minRemotePrefillTokens;
-    this.maxPrefillQueueTokens = options.maxPrefillQueueTokens ?? DEFAULTS.maxPrefillQueueTokens;
-    if (!Number.isInteger(this.minRemotePrefillTokens) || this.minRemotePrefillTokens < 0) {
-      throw new RangeError(`minRemotePrefillTokens must be an integer >= 0, got ${options.minRemotePrefillTokens}`);
-    }
-    if (!(this.maxPrefillQueueTokens > 0)) {
-      throw new RangeError(`maxPrefillQueueTokens must be > 0, got ${options.maxPrefillQueueTokens}`);
-    }
+    const resolved = resolveDisaggOptions(options);
+    this.minRemotePrefillTokens = resolved.minRemotePrefillTokens;
+    this.maxPrefillQueueTokens = resolved.maxPrefillQueueTokens;
   }
 
   /**
@@ -104,4 +114,40 @@ export class DisaggRouter {
   private queuedPrefillTokens(c: CandidateWorker): number {
     return Math.max(this.prefill.active.of(c.instanceId).prefillTokens, c.published?.activePrefillTokens ?? 0);
   }
+}
+
+/** A deployment's disaggregation settings: the thresholds and the prefill pool's policy. */
+export interface DisaggSettings {
+  options: DisaggOptions;
+  prefillPolicy: string;
+  prefillParams: Record<string, unknown>;
+}
+
+const SETTINGS = new Set(['minRemotePrefillTokens', 'maxPrefillQueueTokens', 'prefillPolicy', 'prefillParams']);
+
+/**
+ * Reads raw disaggregation settings (the graph's `router.disagg`, ARMATURE_DISAGG); unknown
+ * keys and bad values throw ArmatureError('invalid_argument'), so a typo fails at start-up.
+ */
+export function compileDisaggSettings(raw: unknown): DisaggSettings {
+  const bad = (message: string): ArmatureError =>
+    new ArmatureError('invalid_argument', 'bad_disagg_settings', `disaggregation settings: ${message}`);
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw bad('expected an object');
+  const r = raw as Record<string, unknown>;
+  for (const key of Object.keys(r)) if (!SETTINGS.has(key)) throw bad(`disagg.${key}: unknown setting`);
+  const prefillPolicy = r.prefillPolicy ?? 'kv';
+  if (typeof prefillPolicy !== 'string') throw bad('prefillPolicy must be a policy id');
+  const prefillParams = r.prefillParams ?? {};
+  if (typeof prefillParams !== 'object' || prefillParams === null || Array.isArray(prefillParams))
+    throw bad('prefillParams must be an object');
+  createPolicy(prefillPolicy, prefillParams as Record<string, unknown>); // throws for unknown ids and bad params
+  const options: DisaggOptions = {};
+  if (r.minRemotePrefillTokens !== undefined) options.minRemotePrefillTokens = r.minRemotePrefillTokens as number;
+  if (r.maxPrefillQueueTokens !== undefined) options.maxPrefillQueueTokens = r.maxPrefillQueueTokens as number;
+  try {
+    resolveDisaggOptions(options);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
+  return { options, prefillPolicy, prefillParams: prefillParams as Record<string, unknown> };
 }

@@ -39,7 +39,7 @@ export const ENV_CATALOG = {
   ARMATURE_PREFILL_TIMEOUT_MS:
     "Frontend deadline for a prefill worker's answer; past it the decode worker prefills the prompt itself (default 60000).",
   ARMATURE_DISAGG:
-    'Router disaggregation settings as JSON {minRemotePrefillTokens (2048), maxPrefillQueueTokens (131072), prefillPolicy (kv), decodePolicy (the router policy)}.',
+    'Router disaggregation settings as JSON {minRemotePrefillTokens (2048), maxPrefillQueueTokens (131072), prefillPolicy (kv), prefillParams ({})}; the decode pool uses ARMATURE_ROUTER_POLICY.',
   ARMATURE_TRANSFER_NATIVE:
     'Set to off to ignore the native transfer addon (native/transfer) and use the pure-TypeScript TCP backend only.',
   ARMATURE_REQUIRE_NATIVE:

@@ -54,5 +54,8 @@ describe('transfer descriptors', () => {
     const other = tokens.map((t, i) => (i === 3 ? t + 1 : t));
     expect(reason(() => checkDescriptor(descriptor(), other, layout))).toBe('bad_descriptor');
     expect(reason(() => checkDescriptor(descriptor({ transferMetadata: '{' }), tokens, layout))).toBe('bad_descriptor');
+    expect(reason(() => checkDescriptor(descriptor({ blockHashes: Buffer.alloc(7) }), tokens, layout))).toBe(
+      'bad_descriptor',
+    );
   });
 });

@@ -89,7 +89,12 @@ export function checkDescriptor(
     if (d.blockIds.length !== blocks)
       throw bad(`descriptor names ${d.blockIds.length} blocks, the prompt fills ${blocks}`);
   }
-  const theirs = decodeHashes(d.blockHashes);
+  let theirs: bigint[];
+  try {
+    theirs = decodeHashes(d.blockHashes);
+  } catch (err) {
+    throw bad((err as Error).message);
+  }
   const ours = computeSequenceHashes(computeBlockHashes(tokenIds, layout.blockSize));
   if (theirs.length !== ours.length || theirs.some((h, i) => h !== ours[i]))
     throw bad('descriptor block hashes do not match the prompt');

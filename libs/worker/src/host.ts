@@ -1,5 +1,5 @@
-// A worker process, whatever its role: the Worker gRPC service over an engine (the mocker
-// for now), registered in discovery with its model deployment card and its transfer
+// A worker process, whatever its role: the Worker gRPC service over an engine (llama.cpp
+// or the mocker), registered in discovery with its model deployment card and its transfer
 // agent's metadata, publishing KV events and load on its own event-plane socket. Prefill
 // and decode workers run the same host; the role decides who routes what to them.
 import { randomUUID } from 'node:crypto';
@@ -96,6 +96,19 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
     });
   };
 
+  // A prefill worker that leaves: drop its mapping/connection and its release client.
+  const prefillWatch = agent
+    ? discovery.watch({ role: 'prefill' }, (e) => {
+        if (e.type !== 'removed') return;
+        void agent.dropPeer(e.record.instanceId).catch(() => {});
+        const address = e.record.grpcAddress;
+        if (address) {
+          releaseClients.get(address)?.close();
+          releaseClients.delete(address);
+        }
+      })
+    : undefined;
+
   const pins =
     engine.kv && agent
       ? new PinTable({
@@ -188,6 +201,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
       drainTimeoutMs: envInt('ARMATURE_DRAIN_TIMEOUT_MS', 30_000, { min: 0 }),
       cleanup: async () => {
         clearInterval(heartbeat);
+        prefillWatch?.close();
         await shutdownGrpcServer(server);
         pins?.close();
         await engine.close();

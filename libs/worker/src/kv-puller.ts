@@ -22,7 +22,8 @@ export type ImportOutcome =
   | 'no_free_blocks'
   | 'transfer_failed'
   | 'verify_failed'
-  | 'cancelled';
+  | 'cancelled'
+  | 'error';
 
 export interface KvPullerOptions {
   kv: KvTransferHooks;
@@ -50,11 +51,19 @@ export class KvPuller {
     remote: RemotePrefill,
     signal: AbortSignal,
   ): Promise<ImportOutcome> {
-    const outcome = await this.tryPull(requestId, tokenIds, remote, signal);
+    let outcome: ImportOutcome;
+    try {
+      outcome = await this.tryPull(requestId, tokenIds, remote, signal);
+    } catch (err) {
+      // Anything unforeseen (a request the engine refuses to reserve for, ...) still ends in a local prefill.
+      log.warn('KV pull failed unexpectedly; prefilling locally', { requestId, err: (err as Error).message });
+      outcome = 'error';
+    } finally {
+      // The prefill worker's blocks are no longer needed, whatever happened here.
+      const d = remote.descriptor;
+      if (d) this.options.releaseRemote(d.prefillGrpcAddress, d.pinId);
+    }
     this.options.metrics.get('armature_worker_remote_prefill_total').inc({ outcome });
-    const d = remote.descriptor;
-    // The prefill worker's blocks are no longer needed, whatever happened here.
-    if (d) this.options.releaseRemote(d.prefillGrpcAddress, d.pinId);
     return outcome;
   }
 

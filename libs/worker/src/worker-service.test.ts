@@ -36,8 +36,20 @@ interface Node {
   client: WorkerClient;
 }
 
-async function startNode(id: string, kvLayout?: Record<string, number>, pinTimeoutMs = 60_000): Promise<Node> {
-  const engine = createMockerEngine({ model: MODEL, speedup: 200, totalKvBlocks: 512, blockSize: 16, kvLayout });
+async function startNode(
+  id: string,
+  kvLayout?: Record<string, number>,
+  pinTimeoutMs = 60_000,
+  contextLength = 8192,
+): Promise<Node> {
+  const engine = createMockerEngine({
+    model: MODEL,
+    speedup: 200,
+    totalKvBlocks: 512,
+    blockSize: 16,
+    kvLayout,
+    contextLength,
+  });
   const agent = await TransferAgent.create({ agentId: id, backends: ['tcp'], native: null });
   const region = agent.registerRegion(0, engine.kv.totalBlocks, engine.kv.blockBytes);
   engine.kv.attachMemory(region.bytes);
@@ -165,6 +177,25 @@ describe('worker service: disaggregated paths', () => {
     }
   });
 
+  it('frees the imported KV of a request the decode engine then refuses', async () => {
+    const small = await startNode('small', undefined, 60_000, 300);
+    try {
+      const t = tokens(4, 200);
+      const pre = await prefill(p, request('d1', t));
+      // 200 + 150 tokens fit the prefill worker's context but not this decode worker's.
+      const req = { ...request('d1', t, { firstToken: pre.firstToken, descriptor: pre.descriptor }) };
+      req.stop = { maxTokens: 150, ignoreEos: true, stopTokenIds: [] };
+      const err = await generate(small, req).catch((e: ServiceError) => e);
+      expect((err as ServiceError).code).toBe(status.INVALID_ARGUMENT);
+      expect(await counter(small, 'armature_worker_remote_prefill_total', 'outcome="imported"')).toBe(1);
+      expect(small.engine.load().activeDecodeBlocks).toBe(0);
+      small.engine.checkInvariants();
+      await expect.poll(() => p.engine.kv.pinned().requests).toBe(0);
+    } finally {
+      await stopNode(small);
+    }
+  });
+
   it('frees a pin nobody releases when its timeout passes', async () => {
     const short = await startNode('short', undefined, 100);
     try {
@@ -185,8 +216,8 @@ describe('worker service: disaggregated paths', () => {
     expect(res.released).toBe(false);
     const err = await prefill(p, { ...request('f1', tokens(6, 50)), model: 'other' }).catch((e: ServiceError) => e);
     expect((err as ServiceError).code).toBe(status.NOT_FOUND);
-    const dup = await prefill(p, request('f2', [], undefined)).catch((e: ServiceError) => e);
-    expect((dup as ServiceError).code).toBe(status.INVALID_ARGUMENT);
+    const empty = await prefill(p, request('f2', [], undefined)).catch((e: ServiceError) => e);
+    expect((empty as ServiceError).code).toBe(status.INVALID_ARGUMENT);
     expect(p.engine.kv.pinned().requests).toBe(0);
   });
 });

@@ -18,7 +18,7 @@ import {
   type ReleaseKvResponse,
   type WorkerServer,
 } from '@armature/proto';
-import type { Engine, EngineRequest, FinishReason as EngineFinish } from '@armature/engine';
+import type { Engine, EngineOutput, EngineRequest, FinishReason as EngineFinish } from '@armature/engine';
 import type { MetricsRegistry } from '@armature/metrics';
 import { ArmatureError, InFlight, asArmatureError, createLogger, toGrpcError } from '@armature/runtime';
 import { encodeAgentMetadata, type TransferAgent } from '@armature/transfer';
@@ -105,14 +105,24 @@ export class WorkerService {
       if (this.draining) throw new ArmatureError('unavailable', 'worker_draining', 'worker is shutting down');
       const request = this.toEngineRequest(call.request);
       const remote = call.request.remotePrefill;
+      let imported = false;
       if (remote) {
         // A prefill worker ran the prompt: pull its KV (or fall back to a local prefill).
         if (this.options.puller)
-          await this.options.puller.pull(request.requestId, request.tokenIds, remote, abort.signal);
+          imported =
+            (await this.options.puller.pull(request.requestId, request.tokenIds, remote, abort.signal)) === 'imported';
         else this.options.metrics.get('armature_worker_remote_prefill_total').inc({ outcome: 'transfer_off' });
-        if (abort.signal.aborted) return;
       }
-      for await (const out of this.options.engine.generate(request, abort.signal)) {
+      let outputs: AsyncIterable<EngineOutput>;
+      try {
+        if (abort.signal.aborted) throw new ArmatureError('cancelled', 'request_cancelled', 'the caller cancelled');
+        outputs = this.options.engine.generate(request, abort.signal);
+      } catch (err) {
+        // The imported KV is held for this request only: free it if the request never starts.
+        if (imported) this.options.engine.kv?.cancelImport(request.requestId);
+        throw err;
+      }
+      for await (const out of outputs) {
         if (abort.signal.aborted) break;
         finish = out.finishReason;
         const msg: GenerateResponse = {

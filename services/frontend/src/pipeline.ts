@@ -149,6 +149,12 @@ interface Prefilled {
   worker: string;
   address: string;
   response: PrefillResponse;
+  /**
+   * Whether a decode worker may still pull the pinned KV. A decode worker releases the pin
+   * once it has pulled, so after one failed, its replacement prefills locally instead of
+   * reading blocks that may already hold something else.
+   */
+  pullable: boolean;
 }
 
 /** Streams the request's output; the caller owns `ctx` and cancels it on disconnect. */
@@ -237,9 +243,10 @@ export async function* run(
       } catch (err) {
         const e = asArmatureError(err);
         if (e.cls === 'unavailable' && !sentAnything && !pinnedWorkerId && attempt < MAX_REROUTES && !ctx.cancelled) {
-          // Before the decode worker answered nothing is lost, the prefill included: another
-          // decode worker pulls the same pinned blocks.
+          // Before the decode worker answered nothing is lost: the first token is kept, and the
+          // next decode worker prefills the prompt itself (the pin may be gone with the pull).
           log.warn('worker failed before answering; re-routing', { requestId: p.requestId, worker: target.instanceId });
+          if (prefilled) prefilled.pullable = false;
           upstream.forgetWorker(target.grpcAddress);
           upstream.notifyFree(routeId);
           excluded.push(target.instanceId);
@@ -279,7 +286,7 @@ async function prefillRemotely(
 ): Promise<Prefilled | undefined> {
   try {
     const response = await upstream.prefill(address, toGenerateRequest(p, routeId), ctx.signal);
-    return { worker, address, response };
+    return { worker, address, response, pullable: true };
   } catch (err) {
     ctx.throwIfCancelled();
     const e = asArmatureError(err);
@@ -314,7 +321,10 @@ async function* streamFromWorker(
 ): AsyncGenerator<PipelineEvent> {
   const req = toGenerateRequest(p, routeId);
   if (prefilled) {
-    req.remotePrefill = { firstToken: prefilled.response.firstToken, descriptor: prefilled.response.descriptor };
+    req.remotePrefill = {
+      firstToken: prefilled.response.firstToken,
+      descriptor: prefilled.pullable ? prefilled.response.descriptor : undefined,
+    };
   }
   const call = upstream.worker(address).generate(req);
   const onAbort = (): void => call.cancel();
@@ -326,7 +336,9 @@ async function* streamFromWorker(
       const msg = raw as GenerateResponse;
       if (!started) {
         started = true;
-        if (!prefilled) upstream.notifyPrefillComplete(routeId);
+        // Idempotent: after a remote prefill it was already sent for this attempt, or the
+        // attempt is a re-route whose own prefill share must end now.
+        upstream.notifyPrefillComplete(routeId);
         yield { type: 'start', worker: workerId, cachedTokens: msg.cachedTokens, promptTokens: p.promptIds.length };
       }
       if (msg.tokenIds.length > 0) {

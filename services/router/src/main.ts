@@ -6,10 +6,10 @@ import { RouterService } from '@armature/proto';
 import { ZmqEventPlane } from '@armature/event-plane';
 import { MetricsRegistry, serveMetrics } from '@armature/metrics';
 import {
+  compileDisaggSettings,
   createPolicy,
   KvRouter,
   type BusyThresholds,
-  type DisaggOptions,
   type RouterQueueOptions,
 } from '@armature/router-core';
 import {
@@ -34,9 +34,7 @@ import { WorkerSet } from './worker-set.js';
 
 const log = createLogger('router');
 
-function objectFromEnv<T>(
-  name: 'ARMATURE_ROUTER_BUSY' | 'ARMATURE_ROUTER_QUEUE' | 'ARMATURE_ROUTER_APPROX' | 'ARMATURE_DISAGG',
-): T {
+function objectFromEnv<T>(name: 'ARMATURE_ROUTER_BUSY' | 'ARMATURE_ROUTER_QUEUE' | 'ARMATURE_ROUTER_APPROX'): T {
   const value = envJson(name, {});
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new ArmatureError('invalid_argument', 'bad_env', `${name} must be a JSON object`);
@@ -56,12 +54,9 @@ async function main(): Promise<void> {
     replicaId: instanceId,
   });
   // Prefill workers are chosen KV-aware by default; the decode pool uses the router's policy.
-  const disaggEnv = objectFromEnv<DisaggOptions & { prefillPolicy?: string; prefillParams?: unknown }>(
-    'ARMATURE_DISAGG',
-  );
-  const { prefillPolicy = 'kv', prefillParams = {}, ...disaggOptions } = disaggEnv;
+  const disagg = compileDisaggSettings(envJson('ARMATURE_DISAGG', {}));
   const prefillRouter = new KvRouter({
-    policy: createPolicy(prefillPolicy, prefillParams as Record<string, unknown>),
+    policy: createPolicy(disagg.prefillPolicy, disagg.prefillParams),
     busy: objectFromEnv<BusyThresholds>('ARMATURE_ROUTER_BUSY'),
     approximate: objectFromEnv<ApproxIndexerOptions>('ARMATURE_ROUTER_APPROX'),
     index: kv.index,
@@ -86,7 +81,7 @@ async function main(): Promise<void> {
     metrics,
     feed,
     queue: objectFromEnv<RouterQueueOptions>('ARMATURE_ROUTER_QUEUE'),
-    disagg: { ...disaggOptions, prefill: prefillRouter },
+    disagg: { ...disagg.options, prefill: prefillRouter },
   });
   const replicas = new ReplicaSync({
     router: kv,

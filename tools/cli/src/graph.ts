@@ -6,12 +6,11 @@ import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import type { ApproxIndexerOptions } from '@armature/kv';
 import {
+  compileDisaggSettings,
   createPolicy,
-  DisaggRouter,
   KvRouter,
   RouterQueue,
   type BusyThresholds,
-  type DisaggOptions,
   type RouterQueueOptions,
 } from '@armature/router-core';
 
@@ -131,19 +130,13 @@ function compileRouter(raw: Raw, where: string): Record<string, string> {
   );
   try {
     const p = createPolicy(policy, params);
-    const decode = new KvRouter({
+    new KvRouter({
       policy: p,
       busy: busy as BusyThresholds,
       approximate: approximate as ApproxIndexerOptions,
     });
     new RouterQueue(queue as RouterQueueOptions);
-    const { prefillPolicy = 'kv', prefillParams = {}, ...thresholds } = disagg;
-    for (const key of Object.keys(thresholds)) {
-      if (key !== 'minRemotePrefillTokens' && key !== 'maxPrefillQueueTokens')
-        throw new Error(`disagg.${key}: unknown setting`);
-    }
-    const prefill = new KvRouter({ policy: createPolicy(String(prefillPolicy), prefillParams as Raw) });
-    new DisaggRouter(prefill, decode, thresholds as DisaggOptions);
+    compileDisaggSettings(disagg);
   } catch (err) {
     throw new GraphError(`${where}: ${(err as Error).message}`);
   }

@@ -282,6 +282,30 @@ describe('llama.cpp engine: disaggregated prefill and decode', () => {
     expect(free(prefillEngine)).toBe(prefillEngine.kv.totalBlocks);
   });
 
+  it('frees the staging blocks of an imported request cancelled while it waits for a slot', async () => {
+    const free = (e: LlamaCppEngine) => (e as unknown as { states: { freeBlocks: number } }).states.freeBlocks;
+    const long = (id: string) =>
+      request(id, prompt(50, 20), { stop: { maxTokens: 600, ignoreEos: true, stopTokenIds: [] } });
+    const busy = [0, 1].map((i) => {
+      const abort = new AbortController();
+      return { abort, done: collect(decodeEngine.generate(long(`busy${i}`), abort.signal)) };
+    });
+    const p = prompt(51, 40);
+    const pre = await prefillEngine.kv.prefill(request('qi', p), new AbortController().signal);
+    const plan = decodeEngine.kv.reserveImport('qi', p, pre.stateBytes)!;
+    pull(prefillEngine, decodeEngine, pre.blockIds, plan.localBlockIds);
+    prefillEngine.kv.release('qi');
+    decodeEngine.kv.commitImport('qi');
+    const quitter = new AbortController();
+    const queued = decodeEngine.generate(request('qi', p, { firstToken: pre.firstToken }), quitter.signal);
+    expect(decodeEngine.load().waitingRequests).toBe(1);
+    quitter.abort();
+    expect((await collect(queued)).outputs).toEqual([{ tokenIds: [], finishReason: 'cancelled' }]);
+    expect(free(decodeEngine)).toBe(decodeEngine.kv.totalBlocks);
+    for (const b of busy) b.abort.abort();
+    await Promise.all(busy.map((b) => b.done));
+  });
+
   it('pins nothing when the first token ends the request', async () => {
     const pre = await prefillEngine.kv.prefill(
       request('one', prompt(40, 20), { stop: { maxTokens: 1, ignoreEos: false, stopTokenIds: [] } }),

@@ -219,11 +219,11 @@ export class LlamaCppEngine implements Engine {
     this.states.close();
   }
 
-  /** Whether the first token alone ends `request` (EOS unless ignoreEos, a stop id, max_tokens 1). */
-  private endsAtFirstToken(request: EngineRequest, token: Token): 'stop' | 'length' | undefined {
+  /** Why `token`, the `generated`-th output token of `request`, ends it (undefined: it goes on). */
+  private finishReasonOf(request: EngineRequest, token: Token, generated: number): 'stop' | 'length' | undefined {
     if (!request.stop.ignoreEos && this.model.isEogToken(token)) return 'stop';
     if (request.stop.stopTokenIds.includes(Number(token))) return 'stop';
-    if (request.stop.maxTokens <= 1) return 'length';
+    if (generated >= request.stop.maxTokens) return 'length';
     return undefined;
   }
 
@@ -280,8 +280,10 @@ export class LlamaCppEngine implements Engine {
     const outputs: EngineOutput[] = [];
     for await (const out of stream) outputs.push(out);
     const firstToken = outputs.flatMap((o) => o.tokenIds)[0];
-    if (firstToken === undefined || outputs.some((o) => o.finishReason === 'cancelled'))
+    if (firstToken === undefined || outputs.some((o) => o.finishReason === 'cancelled')) {
+      this.states.release(request.requestId); // an export that finished after the cancellation
       throw new ArmatureError('cancelled', 'request_cancelled', 'the prefill was cancelled');
+    }
     const pin = this.states.pin(request.requestId);
     const result: PrefillResult = {
       firstToken,
@@ -291,7 +293,7 @@ export class LlamaCppEngine implements Engine {
       blockHashes: computeSequenceHashes(computeBlockHashes(request.tokenIds, this.config.blockSize)),
     };
     if (pin) result.stateBytes = pin.bytes;
-    else result.finishReason = this.endsAtFirstToken(request, firstToken as Token) ?? 'length';
+    else result.finishReason = this.finishReasonOf(request, firstToken as Token, 1) ?? 'length';
     return result;
   }
 
@@ -366,8 +368,6 @@ export class LlamaCppEngine implements Engine {
       this.track(slot, prompt.slice(0, reused));
       job.pendingPrefill = prompt.length - reused;
       const { temperature, topP, topK, seed } = request.sampling;
-      const { stop } = request;
-      const stopIds = new Set(stop.stopTokenIds);
       let generated = request.firstToken === undefined ? 0 : 1;
       let first = true;
       let lastToken: Token | undefined;
@@ -394,9 +394,8 @@ export class LlamaCppEngine implements Engine {
           this.emitLoad();
         }
         generated++;
-        if (!stop.ignoreEos && this.model.isEogToken(raw)) out.finishReason = 'stop';
-        else if (stopIds.has(token)) out.finishReason = 'stop';
-        else if (generated >= stop.maxTokens) out.finishReason = 'length';
+        const finish = this.finishReasonOf(request, raw, generated);
+        if (finish) out.finishReason = finish;
         job.stream.push(out);
         if (out.finishReason) {
           finished = true;
@@ -408,11 +407,10 @@ export class LlamaCppEngine implements Engine {
         job.stream.push({ tokenIds: [], finishReason: 'length' });
       }
       if (!first || job.cancelled) this.track(slot, seq.contextTokens);
-      if (job.exportFor && !first && !job.cancelled && !this.endsAtFirstToken(job.exportFor, lastToken!))
+      if (job.exportFor && !first && !job.cancelled && !this.finishReasonOf(job.exportFor, lastToken!, 1))
         await this.states.export(seq, job.request.requestId);
       this.finishJob(job);
     } catch (err) {
-      if (job.importFrom) this.states.drop(job.importFrom);
       log.error('llama.cpp evaluation failed', { requestId: request.requestId, err });
       // What the slot holds after a failure is unknown: start it afresh.
       await seq.clearHistory().catch(() => {});
@@ -433,6 +431,11 @@ export class LlamaCppEngine implements Engine {
   }
 
   private finishJob(job: Job, error?: ArmatureError): void {
+    // An imported state never restored (cancelled while queued, a failure, shutdown) frees its staging blocks.
+    if (job.importFrom) {
+      this.states.drop(job.importFrom);
+      job.importFrom = undefined;
+    }
     job.signal.removeEventListener('abort', job.onAbort);
     this.ids.delete(job.request.requestId);
     if (error) job.stream.fail(error);

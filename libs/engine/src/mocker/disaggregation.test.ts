@@ -413,7 +413,7 @@ describe('KV imports', () => {
     expectIdle(d);
   });
 
-  it('rejects a decode request whose prompt differs from the import, or that lacks a first token', async () => {
+  it('rejects a decode request that lacks a first token, or whose prompt differs from the import (freeing it)', async () => {
     const [p, d] = [node(), node()];
     const req = request('r', range(1, 6), 4);
     const prefill = await p.engine.kv.prefill(req, signal());
@@ -421,10 +421,11 @@ describe('KV imports', () => {
     pull(p, d, prefill, plan);
     p.engine.kv.release('r');
     expect(d.engine.kv.commitImport('r')).toBe(true);
+    expect(() => d.engine.generate(req, signal())).toThrow(/already running/);
     expect(() =>
       d.engine.generate({ ...req, tokenIds: range(2, 6), firstToken: prefill.firstToken }, signal()),
     ).toThrow(expect.objectContaining({ reason: 'import_mismatch' }));
-    expect(() => d.engine.generate(req, signal())).toThrow(/already running/);
+    // Nothing else would take the mismatched import: it is freed, and the request prefills locally.
     const decoded = await collect(d.engine.generate({ ...req, firstToken: prefill.firstToken }, signal()));
     expect(tokensOf(decoded)).toHaveLength(3);
     expectIdle(p, d);

@@ -124,8 +124,10 @@ export class MockerCore {
     const takesImport = reservation !== undefined && reservation.committed && firstToken !== undefined;
     if (!takesImport && this.inUse(requestId))
       throw invalid('duplicate_request_id', `request ${requestId} is already running`);
-    if (takesImport && !sameTokens(reservation.tokens, tokenIds))
+    if (takesImport && !sameTokens(reservation.tokens, tokenIds)) {
+      this.cancelImport(requestId, nowMs); // nothing else will take it
       throw invalid('import_mismatch', `request ${requestId} differs from the prompt whose KV was imported`, 'prompt');
+    }
     const seq = newSequence(this.config, request, prefillOnly);
     this.sequences.set(requestId, seq);
     this.stalled = false;
