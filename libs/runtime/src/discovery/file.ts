@@ -30,6 +30,13 @@ export interface FileDiscoveryOptions {
 }
 
 const log = createLogger('discovery/file');
+
+interface FileWatcher {
+  filter: DiscoveryFilter;
+  listener: (event: DiscoveryEvent) => void;
+  known: Map<string, InstanceRecord>;
+  closed: boolean;
+}
 const SAFE_ID = /^[A-Za-z0-9._-]{1,200}$/;
 
 export class FileDiscovery implements Discovery {
@@ -37,6 +44,12 @@ export class FileDiscovery implements Discovery {
   private readonly pollMs: number;
   private readonly timers = new Set<NodeJS.Timeout>();
   private ready: Promise<void> | undefined;
+  private readonly watchers = new Set<FileWatcher>();
+  private pollTimer: NodeJS.Timeout | undefined;
+  /** Scans run one after another: each watcher sees snapshots in order. */
+  private scans: Promise<void> = Promise.resolve();
+  /** A scan for every watcher is queued and not started yet. */
+  private scanPending = false;
 
   constructor(options: FileDiscoveryOptions) {
     this.dir = options.dir;
@@ -133,45 +146,70 @@ export class FileDiscovery implements Discovery {
     return [...(await this.snapshot(filter)).values()];
   }
 
+  /**
+   * Watches share one scan of the directory per poll (a process typically holds several:
+   * roles, event publishers, replicas), and scans run one at a time, so every watcher sees
+   * a consistent sequence of snapshots.
+   */
   watch(filter: DiscoveryFilter, listener: (event: DiscoveryEvent) => void): Watch {
-    let known = new Map<string, InstanceRecord>();
-    let closed = false;
-    let busy = false;
-    const scan = async (): Promise<void> => {
-      if (busy || closed) return;
-      busy = true;
-      try {
-        const next = await this.snapshot(filter);
-        if (closed) return;
-        const events = diffSnapshots(known, next);
-        known = next;
-        for (const e of events) {
-          try {
-            listener(e);
-          } catch (err) {
-            log.error('discovery listener threw', { err });
-          }
-        }
-      } catch (err) {
-        log.warn('discovery scan failed', { err });
-      } finally {
-        busy = false;
-      }
-    };
-    void scan();
-    const timer = setInterval(() => void scan(), this.pollMs);
-    timer.unref();
-    this.timers.add(timer);
+    const watcher: FileWatcher = { filter, listener, known: new Map(), closed: false };
+    this.watchers.add(watcher);
+    this.enqueueScan([watcher]); // the current records at once, not at the next poll
+    if (!this.pollTimer) {
+      this.pollTimer = setInterval(() => {
+        if (!this.scanPending) this.enqueueScan(undefined);
+      }, this.pollMs);
+      this.pollTimer.unref();
+    }
     return {
       close: () => {
-        closed = true;
-        clearInterval(timer);
-        this.timers.delete(timer);
+        watcher.closed = true;
+        this.watchers.delete(watcher);
+        if (this.watchers.size === 0) this.stopPolling();
       },
     };
   }
 
+  /** Queues a scan for `only` these watchers, or for every watcher when undefined. */
+  private enqueueScan(only: FileWatcher[] | undefined): void {
+    if (!only) this.scanPending = true;
+    this.scans = this.scans.then(async () => {
+      if (!only) this.scanPending = false;
+      const watchers = (only ?? [...this.watchers]).filter((w) => !w.closed);
+      if (watchers.length === 0) return;
+      let all: Map<string, InstanceRecord>;
+      try {
+        all = await this.snapshot();
+      } catch (err) {
+        log.warn('discovery scan failed', { err });
+        return;
+      }
+      for (const w of watchers) {
+        if (w.closed) continue;
+        const next = new Map<string, InstanceRecord>();
+        for (const [id, record] of all) if (matchesFilter(record, w.filter)) next.set(id, record);
+        const events = diffSnapshots(w.known, next);
+        w.known = next;
+        for (const e of events) {
+          try {
+            w.listener(e);
+          } catch (err) {
+            log.error('discovery listener threw', { err });
+          }
+        }
+      }
+    });
+  }
+
+  private stopPolling(): void {
+    if (this.pollTimer) clearInterval(this.pollTimer);
+    this.pollTimer = undefined;
+  }
+
   async close(): Promise<void> {
+    for (const w of this.watchers) w.closed = true;
+    this.watchers.clear();
+    this.stopPolling();
     for (const t of this.timers) clearInterval(t);
     this.timers.clear();
   }
