@@ -4,7 +4,7 @@
 // tokens must equal an aggregated run's; only missing blocks move; short remainders stay
 // local; a prefill worker that hangs or dies mid-transfer leads to a local prefill and a
 // completed request; and no block stays held when everything is done.
-import { existsSync, unlinkSync } from 'node:fs';
+import { existsSync, readdirSync, unlinkSync } from 'node:fs';
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentials } from '@grpc/grpc-js';
@@ -140,8 +140,12 @@ describe('disaggregated prefill and decode', () => {
   afterAll(async () => {
     for (const c of grpc.values()) c.close();
     await cluster?.stop();
-    // A SIGKILLed worker cannot unlink its shared memory; its successor would reclaim it.
-    if (existsSync('/dev/shm/armature-prefill-0-0')) unlinkSync('/dev/shm/armature-prefill-0-0');
+    // A SIGKILLed worker cannot unlink its shared memory; the next agent on the host sweeps
+    // it (its owner pid is dead), and so does this test.
+    if (existsSync('/dev/shm')) {
+      for (const name of readdirSync('/dev/shm'))
+        if (name.startsWith('armature-prefill-0-0@')) unlinkSync(`/dev/shm/${name}`);
+    }
   });
 
   it('returns exactly the tokens of the aggregated run, naming both workers', async () => {

@@ -73,11 +73,11 @@ describe('regions', () => {
   });
 
   it.skipIf(!native)(
-    'is POSIX shared memory named /armature-<agentId>-<id> with the addon, unlinked on close',
+    'is POSIX shared memory named /armature-<agentId>-<id>@<pid> with the addon, unlinked on close',
     async () => {
       const a = await agent();
       const region = a.registerRegion(7, 4, 4096);
-      expect(region.shmName).toBe(`/armature-${a.agentId}-7`);
+      expect(region.shmName).toBe(`/armature-${a.agentId}-7@${process.pid}`);
       expect(existsSync(`/dev/shm${region.shmName}`)).toBe(true);
       expect(a.metadata()).toMatchObject({
         regions: [{ id: 7, shmName: region.shmName }],
@@ -90,7 +90,7 @@ describe('regions', () => {
 
   it.skipIf(!native)('reclaims a stale object left by a crashed agent with the same id', async () => {
     const agentId = `stale-${process.pid}`;
-    native!.shmCreate(`/armature-${agentId}-1`, 4096); // what a SIGKILLed predecessor leaves behind
+    native!.shmCreate(`/armature-${agentId}-1@${process.pid}`, 4096); // what a predecessor left behind
     const a = await agent({ agentId });
     expect(a.registerRegion(1, 1, 4096).bytes.length).toBe(4096);
   });
@@ -112,7 +112,24 @@ describe('regions', () => {
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise((resolve) => child.once('exit', resolve));
     expect({ code, out: out.trim() }).toEqual({ code: 0, out: 'registered' });
-    expect(existsSync(`/dev/shm/armature-${agentId}-1`)).toBe(false);
+    expect(existsSync(`/dev/shm/armature-${agentId}-1@${child.pid}`)).toBe(false);
+  });
+
+  it.skipIf(!native)('sweeps shared memory whose owner died without unlinking it', async () => {
+    // A process that has exited: its pid names nobody now.
+    const dead = spawn(process.execPath, ['-e', '']);
+    await new Promise((resolve) => dead.once('exit', resolve));
+    const orphan = `/armature-killed-${process.pid}-0@${dead.pid}`;
+    native!.shmCreate(orphan, 4096);
+    const script = `
+      import { TransferAgent } from ${JSON.stringify(new URL('../dist/index.js', import.meta.url).href)};
+      const a = await TransferAgent.create({ agentId: 'sweeper-${process.pid}' });
+      a.registerRegion(1, 1, 4096);
+      await a.close();
+    `;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: 'inherit' });
+    expect(await new Promise((resolve) => child.once('exit', resolve))).toBe(0);
+    expect(existsSync(`/dev/shm${orphan}`)).toBe(false);
   });
 });
 

@@ -88,7 +88,7 @@ export class TransferAgent implements FaultInjectable {
 
   /**
    * Allocates and registers `blocks` blocks of `blockBytes` bytes (zero-filled) under `id`:
-   * POSIX shared memory named `/armature-<agentId>-<id>` when the shm backend is on, else
+   * POSIX shared memory named `/armature-<agentId>-<id>@<pid>` when the shm backend is on, else
    * a SharedArrayBuffer. Peers can reach it once the metadata is republished.
    */
   registerRegion(id: number, blocks: number, blockBytes: number): MemoryRegion {

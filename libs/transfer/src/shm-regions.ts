@@ -1,6 +1,9 @@
 // Registered regions in POSIX shared memory: allocation (reclaiming a stale object a
 // crashed predecessor left), release, and unlinking at process exit for agents that were
-// never closed. Peers map these objects by name; this file only creates and removes them.
+// never closed. Names carry the owner's pid (`/armature-<agentId>-<id>@<pid>`), so the
+// first allocation in a process also sweeps objects whose owner died without unlinking
+// them (a SIGKILL). Peers map these objects by name; this file only creates and removes them.
+import { readdirSync } from 'node:fs';
 import { ArmatureError } from '@armature/runtime';
 import { nativeErrorCode, type NativeTransfer } from './native.js';
 import { MemoryRegion } from './region.js';
@@ -11,11 +14,13 @@ import { MemoryRegion } from './region.js';
  */
 export function allocateShmRegion(
   native: NativeTransfer,
-  name: string,
+  baseName: string,
   id: number,
   blocks: number,
   blockBytes: number,
 ): MemoryRegion {
+  sweepStaleShm(native);
+  const name = `${baseName}@${process.pid}`;
   const bytes = blocks * blockBytes;
   let buffer: ArrayBuffer;
   try {
@@ -75,4 +80,38 @@ function trackShm(name: string, native: NativeTransfer): void {
       }
     }
   });
+}
+
+const SHM_DIR = '/dev/shm';
+const OWNED = /^armature-.+@(\d+)$/;
+let swept = false;
+
+/** Unlinks shared memory whose owner process is gone (once per process; Linux only). */
+function sweepStaleShm(native: NativeTransfer): void {
+  if (swept) return;
+  swept = true;
+  let names: string[];
+  try {
+    names = readdirSync(SHM_DIR);
+  } catch {
+    return; // no /dev/shm here
+  }
+  for (const name of names) {
+    const pid = Number(OWNED.exec(name)?.[1]);
+    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    try {
+      native.shmUnlink(`/${name}`);
+    } catch {
+      // another process swept it first
+    }
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
