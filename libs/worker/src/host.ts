@@ -23,6 +23,7 @@ import {
   installSignalHandlers,
   leaseMsFromEnv,
   shutdownGrpcServer,
+  type Watch,
 } from '@armature/runtime';
 import {
   encodeAgentMetadata,
@@ -85,6 +86,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
 
   const releaseClients = new Map<string, WorkerClient>();
   const releaseRemote = (address: string, pinId: string): void => {
+    watchPrefillWorkers();
     let client = releaseClients.get(address);
     if (!client) {
       client = new WorkerClient(address, insecureCredentials(), CLIENT_CHANNEL_OPTIONS);
@@ -97,17 +99,20 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   };
 
   // A prefill worker that leaves: drop its mapping/connection and its release client.
-  const prefillWatch = agent
-    ? discovery.watch({ role: 'prefill' }, (e) => {
-        if (e.type !== 'removed') return;
-        void agent.dropPeer(e.record.instanceId).catch(() => {});
-        const address = e.record.grpcAddress;
-        if (address) {
-          releaseClients.get(address)?.close();
-          releaseClients.delete(address);
-        }
-      })
-    : undefined;
+  // Watched from the first pull on, so workers that never pull never poll discovery for it.
+  let prefillWatch: Watch | undefined;
+  const watchPrefillWorkers = (): void => {
+    if (prefillWatch || !agent) return;
+    prefillWatch = discovery.watch({ role: 'prefill' }, (e) => {
+      if (e.type !== 'removed') return;
+      void agent.dropPeer(e.record.instanceId).catch(() => {});
+      const address = e.record.grpcAddress;
+      if (address) {
+        releaseClients.get(address)?.close();
+        releaseClients.delete(address);
+      }
+    });
+  };
 
   const pins =
     engine.kv && agent
