@@ -1,8 +1,8 @@
 // One request's way through the frontend: tokenize (chat template), check against the
 // model card, route, run the prompt on a prefill worker when the router picked one (its
 // first token goes out at once), stream the rest from the decode worker, detokenize
-// incrementally, apply stop strings, and always release the router's load. Output is a stream of events the HTTP
-// layer renders as SSE or as one JSON body.
+// incrementally, apply stop strings, and always release the router's load. Output is a
+// stream of events the HTTP layer renders as SSE or as one JSON body.
 import { randomUUID } from 'node:crypto';
 import {
   FinishReason,

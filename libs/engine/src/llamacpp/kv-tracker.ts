@@ -38,11 +38,6 @@ export class KvTracker {
     return this.held.size;
   }
 
-  /** Full blocks slot `slot` holds. */
-  blocksOf(slot: number): number {
-    return this.slots[slot]!.length;
-  }
-
   /** Records that slot `slot` now holds exactly `tokens` (its context tokens) and queues the events. */
   update(slot: number, tokens: readonly number[]): void {
     const hashes = computeSequenceHashes(computeBlockHashes(tokens, this.blockSize));
