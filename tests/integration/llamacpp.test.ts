@@ -3,12 +3,14 @@
 // streamed or not, on either worker; the router's view of each worker's cache (KV events)
 // matches the prefix reuse the worker reports; a cancelled stream frees its sequence; and
 // a request prefilled on a prefill worker (the sequence state moved through the transfer
-// library) returns exactly the tokens of the aggregated one.
+// library) returns exactly the tokens of the aggregated one; and a model that produces EOS
+// ends the request there (finish reason stop, no EOS text), or goes on with ignore_eos.
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { credentials } from '@grpc/grpc-js';
 import { WorkerClient, type HealthResponse } from '@armature/proto';
 import { waitFor } from '@armature/testing';
+import { createLlamaCppEngine, ensureTestModel } from '@armature/engine';
 import { MODEL, startCluster, type Cluster } from './cluster.js';
 
 const BLOCK = 16;
@@ -183,5 +185,79 @@ describe('llama.cpp disaggregated prefill and decode', () => {
       50,
       'the prefill worker idle',
     );
+  });
+});
+
+describe('llama.cpp: a model that ends its output', () => {
+  let cluster: Cluster;
+  let client: OpenAI;
+  let expected: number[];
+  let at: number;
+  const tokens = prompt(70, 30);
+
+  beforeAll(async () => {
+    // The plain model's greedy continuation, in this process; the served model's EOS takes its 6th token's place.
+    const plain = await createLlamaCppEngine({ sequences: 1, threads: 1, contextSize: 256 });
+    try {
+      const outputs = plain.generate(
+        {
+          requestId: 'plain',
+          tokenIds: tokens,
+          sampling: { temperature: 0 },
+          stop: { maxTokens: 24, ignoreEos: true, stopTokenIds: [] },
+        },
+        new AbortController().signal,
+      );
+      expected = [];
+      for await (const out of outputs) expected.push(...out.tokenIds);
+    } finally {
+      await plain.close();
+    }
+    at = expected.indexOf(expected[5]!);
+    const modelPath = await ensureTestModel({ eosLike: expected[5]! });
+    cluster = await startCluster({ workers: 1, engine: 'llamacpp', engineArgs: { modelPath, sequences: 2 } });
+    client = new OpenAI({ baseURL: `${cluster.url}/v1`, apiKey: 'unused', maxRetries: 0 });
+  }, 60_000);
+  afterAll(async () => {
+    await cluster?.stop();
+  });
+
+  it('stops at EOS with finish reason stop, and streams no EOS text', async () => {
+    const stream = await client.completions.create({
+      model: MODEL,
+      prompt: tokens,
+      max_tokens: 24,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = '';
+    let finish: string | null = null;
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.text ?? '';
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+      usage = chunk.usage ?? usage;
+    }
+    expect(finish).toBe('stop');
+    expect(usage?.completion_tokens).toBe(at + 1); // the words before EOS, and EOS
+    expect(text).toMatch(/^[a-zA-Z ]+$/);
+    expect(text.trim().split(' ')).toHaveLength(at);
+    const unary = await client.completions.create({ model: MODEL, prompt: tokens, max_tokens: 24, temperature: 0 });
+    expect(unary.choices[0]!.text).toBe(text);
+    expect(unary.choices[0]!.finish_reason).toBe('stop');
+  });
+
+  it('goes past EOS with ignore_eos', async () => {
+    const res = await client.completions.create({
+      model: MODEL,
+      prompt: tokens,
+      max_tokens: 24,
+      temperature: 0,
+      // @ts-expect-error Armature's (and vLLM's) extension
+      ignore_eos: true,
+    });
+    expect(res.choices[0]!.finish_reason).toBe('length');
+    expect(res.usage?.completion_tokens).toBe(24);
   });
 });

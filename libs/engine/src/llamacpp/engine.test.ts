@@ -316,3 +316,81 @@ describe('llama.cpp engine: disaggregated prefill and decode', () => {
     expect(prefillEngine.kv.pinned().requests).toBe(0);
   });
 });
+
+describe('llama.cpp engine: lock-step batches', () => {
+  it('evaluates the next tokens of all decoding requests in one batch per step', async () => {
+    const SEQS = 4;
+    const MAX = 40;
+    const modelPath = await ensureTestModel();
+    const engine = await createLlamaCppEngine({ modelPath, sequences: SEQS, contextSize: 1024, threads: 1 });
+    try {
+      // Count llama.cpp's batch sizes at node-llama-cpp's native boundary (version pinned in package.json).
+      const context = (engine as unknown as { context: { _ctx: Record<string, unknown> } }).context;
+      const native = context._ctx;
+      expect(typeof native.initBatch).toBe('function');
+      const sizes: number[] = [];
+      context._ctx = new Proxy(native, {
+        get(target, key) {
+          const value = target[key as string];
+          if (key === 'initBatch')
+            return (n: number) => (sizes.push(n), (value as (n: number) => void).call(target, n));
+          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+        },
+      });
+      const long = (i: number): EngineRequest =>
+        request(`ls${i}`, prompt(60 + i, 24), { stop: { maxTokens: MAX, ignoreEos: true, stopTokenIds: [] } });
+      const results = await Promise.all(
+        Array.from({ length: SEQS }, (_, i) => collect(engine.generate(long(i), new AbortController().signal))),
+      );
+      for (const r of results) expect(r.tokens).toHaveLength(MAX);
+      // One batch holds the prompts (or a few do), then every decode step is one batch of all SEQS tokens.
+      const decodeBatches = sizes.filter((n) => n <= SEQS);
+      const full = decodeBatches.filter((n) => n === SEQS).length;
+      expect(decodeBatches.reduce((a, n) => a + n, 0)).toBeGreaterThanOrEqual(SEQS * (MAX - 2));
+      expect(full).toBeGreaterThanOrEqual(MAX - 3);
+      expect(decodeBatches.length).toBeLessThanOrEqual(MAX + 1);
+    } finally {
+      await engine.close();
+    }
+  });
+});
+
+describe('llama.cpp engine: end of sequence', () => {
+  let plain: LlamaCppEngine;
+  let ending: LlamaCppEngine;
+  let expected: number[];
+  let eosLike: number;
+  let at: number;
+  const p = prompt(70, 30);
+  const greedy = (id: string, ignoreEos: boolean): EngineRequest =>
+    request(id, p, { stop: { maxTokens: 24, ignoreEos, stopTokenIds: [] } });
+
+  beforeAll(async () => {
+    plain = await createLlamaCppEngine({ modelPath: await ensureTestModel(), sequences: 1, threads: 1 });
+    expected = (await collect(plain.generate(greedy('plain', true), new AbortController().signal))).tokens;
+    // The model whose EOS takes the place of the 6th greedy token.
+    eosLike = expected[5]!;
+    at = expected.indexOf(eosLike);
+    const modelPath = await ensureTestModel({ eosLike });
+    ending = await createLlamaCppEngine({ modelPath, sequences: 1, threads: 1 });
+  }, 60_000);
+  afterAll(async () => {
+    await plain?.close();
+    await ending?.close();
+  });
+
+  it('ends a request at EOS with finish reason stop', async () => {
+    expect(ending.card.eosTokenIds).toContain(2);
+    const out = await collect(ending.generate(greedy('eos', false), new AbortController().signal));
+    expect(out.tokens).toEqual([...expected.slice(0, at), 2]);
+    expect(out.outputs.at(-1)!.finishReason).toBe('stop');
+    expect(ending.load().runningRequests).toBe(0);
+  });
+
+  it('goes past EOS with ignore_eos, up to max_tokens', async () => {
+    const out = await collect(ending.generate(greedy('past', true), new AbortController().signal));
+    expect(out.tokens.slice(0, at + 1)).toEqual([...expected.slice(0, at), 2]);
+    expect(out.tokens).toHaveLength(24);
+    expect(out.outputs.at(-1)!.finishReason).toBe('length');
+  });
+});

@@ -5,6 +5,8 @@
 // request takes the free slot sharing the longest prefix with its prompt, erases the rest
 // and evaluates only the new tokens. The slots' token lists become KV events (KvTracker)
 // so the router sees what this worker caches. Requests beyond the slots wait, in order.
+// Decoding slots step together (StepGate), so each step is one batch of all their tokens,
+// and a step's tokens reach their consumers only once the next batch is on its way.
 // Disaggregation: node-llama-cpp moves KV only as a whole sequence state (a file), so a
 // prefill saves the prompt's state into staging blocks of the transfer region (pinned
 // until released), and a decode worker pulls those blocks, restores the state into a slot
@@ -13,7 +15,7 @@ import { resolve } from 'node:path';
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Llama, Token } from 'node-llama-cpp';
 import { computeBlockHashes, computeSequenceHashes, type KvEvent, type KvEventBatch } from '@armature/kv';
 import { ArmatureError, asArmatureError, createLogger, type ModelCard } from '@armature/runtime';
-import { OutputStream } from '../output-stream.js';
+import { mergeInto, OutputStream } from '../output-stream.js';
 import type {
   Engine,
   EngineLoad,
@@ -25,6 +27,7 @@ import type {
   PrefillResult,
 } from '../types.js';
 import { KvTracker } from './kv-tracker.js';
+import { StepGate } from './step-gate.js';
 import { SequenceStates, STATE_BLOCK_BYTES, type Reservation } from './sequence-states.js';
 import { compileLlamaCppOptions, type LlamaCppConfig, type LlamaCppOptions } from './options.js';
 import { ensureTestModel } from './test-model.js';
@@ -78,6 +81,14 @@ export class LlamaCppEngine implements Engine {
   readonly vocabSize: number;
   readonly kv: KvTransferHooks;
   private readonly states: SequenceStates;
+  /**
+   * Outputs produced since the last delivery. Tokens reach their consumers (the gRPC stream)
+   * on the next event-loop turn, after llama.cpp has its next step queued, so the consumers'
+   * work overlaps the evaluation instead of delaying it.
+   */
+  private readonly outbox = new Map<Job, EngineOutput>();
+  private deliveryScheduled = false;
+  private readonly gate: StepGate;
 
   constructor(
     readonly config: LlamaCppConfig,
@@ -86,7 +97,10 @@ export class LlamaCppEngine implements Engine {
     private readonly model: LlamaModel,
     private readonly context: LlamaContext,
     sequences: LlamaContextSequence[],
+    gate = new StepGate(),
   ) {
+    this.gate = gate;
+    gate.onRelease = () => this.scheduleDelivery();
     this.slots = sequences.map((sequence, index) => ({ index, sequence, job: undefined, lastUsed: 0 }));
     this.tracker = new KvTracker(config.blockSize, sequences.length);
     const embedding = model.fileInfo.tensorInfo?.find((t) => t.name === 'token_embd.weight');
@@ -381,6 +395,7 @@ export class LlamaCppEngine implements Engine {
         ...(seed === undefined ? {} : { seed }),
       });
       for await (const raw of tokens) {
+        this.gate.landed(slot.index);
         if (job.cancelled) break;
         const token = Number(raw);
         lastToken = raw;
@@ -396,21 +411,25 @@ export class LlamaCppEngine implements Engine {
         generated++;
         const finish = this.finishReasonOf(request, raw, generated);
         if (finish) out.finishReason = finish;
-        job.stream.push(out);
+        this.emit(job, out);
         if (out.finishReason) {
           finished = true;
           break;
         }
+        // With the other decoding slots, so that their next tokens share a batch.
+        await this.gate.step(slot.index);
       }
+      this.gate.leave(slot.index);
       if (!finished && !job.cancelled && !first) {
         // The evaluation ended on its own (the sequence is full): say so rather than leave the stream open-ended.
-        job.stream.push({ tokenIds: [], finishReason: 'length' });
+        this.emit(job, { tokenIds: [], finishReason: 'length' });
       }
       if (!first || job.cancelled) this.track(slot, seq.contextTokens);
       if (job.exportFor && !first && !job.cancelled && !this.finishReasonOf(job.exportFor, lastToken!, 1))
         await this.states.export(seq, job.request.requestId);
       this.finishJob(job);
     } catch (err) {
+      this.gate.leave(slot.index);
       log.error('llama.cpp evaluation failed', { requestId: request.requestId, err });
       // What the slot holds after a failure is unknown: start it afresh.
       await seq.clearHistory().catch(() => {});
@@ -424,13 +443,46 @@ export class LlamaCppEngine implements Engine {
     job.cancelled = true;
     const waitingAt = this.waiting.indexOf(job);
     if (waitingAt >= 0) this.waiting.splice(waitingAt, 1);
-    if (notify) job.stream.push({ tokenIds: [], finishReason: 'cancelled' });
+    if (notify) {
+      this.deliver(job);
+      job.stream.push({ tokenIds: [], finishReason: 'cancelled' });
+    }
     // A running job's slot is freed by serve() after the token in flight.
     if (waitingAt >= 0) this.finishJob(job);
     this.emitLoad();
   }
 
+  /** Queues an output for delivery on the next turn, merged with any not yet delivered. */
+  private emit(job: Job, out: EngineOutput): void {
+    const queued = this.outbox.get(job);
+    if (queued) mergeInto(queued, out);
+    else this.outbox.set(job, out);
+  }
+
+  /** Delivers what the outbox holds once the slots just released have queued their next step. */
+  private scheduleDelivery(): void {
+    if (this.deliveryScheduled || this.outbox.size === 0) return;
+    this.deliveryScheduled = true;
+    // The released slots queue their next tokens during this turn; the batch starts on the
+    // next, and the outputs go out right after it.
+    setImmediate(() =>
+      this.gate.afterDispatch(() => {
+        this.deliveryScheduled = false;
+        for (const job of [...this.outbox.keys()]) this.deliver(job);
+      }),
+    );
+  }
+
+  /** Hands a job's undelivered output to its stream now. */
+  private deliver(job: Job): void {
+    const out = this.outbox.get(job);
+    if (!out) return;
+    this.outbox.delete(job);
+    job.stream.push(out);
+  }
+
   private finishJob(job: Job, error?: ArmatureError): void {
+    this.deliver(job);
     // An imported state never restored (cancelled while queued, a failure, shutdown) frees its staging blocks.
     if (job.importFrom) {
       this.states.drop(job.importFrom);
@@ -496,11 +548,13 @@ export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promi
     });
   }
   const contextSize = Math.min(config.contextSize, model.trainContextSize);
+  const gate = new StepGate();
   const context = await model.createContext({
     sequences: config.sequences,
     contextSize,
     batchSize: config.batchSize,
     threads: config.threads,
+    batching: { dispatchSchedule: gate.dispatchSchedule },
   });
   const sequences = Array.from({ length: config.sequences }, () => context.getSequence());
   log.info('model loaded', {
@@ -511,5 +565,5 @@ export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promi
     contextSize: sequences[0]!.contextSize,
     threads: config.threads,
   });
-  return new LlamaCppEngine(config, modelPath, llama, model, context, sequences);
+  return new LlamaCppEngine(config, modelPath, llama, model, context, sequences, gate);
 }

@@ -123,6 +123,16 @@ describe('writeTestModel', () => {
     expect(() => compileTestModelOptions({ layers: 0 })).toThrow(RangeError);
     expect(() => compileTestModelOptions({ seed: 1.5 })).toThrow(RangeError);
     expect(testModelPath({ seed: 2 })).not.toBe(testModelPath());
+    expect(() => compileTestModelOptions({ eosLike: -1 })).toThrow(RangeError);
+  });
+
+  it('names a model with eosLike apart, and keeps the names of those without', async () => {
+    expect(testModelPath({ eosLike: 400 })).not.toBe(testModelPath());
+    expect(testModelPath({ eosLike: undefined })).toBe(testModelPath());
+    // EOS can only take a whole word's place (other rows of the output projection are zero).
+    await expect(writeTestModel(join(tmpdir(), `armature-eos-${process.pid}.gguf`), { eosLike: 5 })).rejects.toThrow(
+      /not a whole-word token/,
+    );
   });
 });
 

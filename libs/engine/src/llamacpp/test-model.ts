@@ -8,7 +8,9 @@
 // whole-word pieces are N(0, 0.25) (logits spread by a few units, so sampling is not
 // uniform) and every other row is zero. Greedy and low-temperature generation therefore
 // emit whole words only, never fragments, bytes, EOS or <|im_end|>: tests bound generation
-// with a token limit.
+// with a token limit. A model written with `eosLike: id` ends instead: EOS's output row is a
+// copy of token `id`'s, slightly scaled up, so greedy decoding produces EOS exactly where
+// the same model without it would have produced that token.
 import { createHash, randomBytes } from 'node:crypto';
 import { access, mkdir, rename, rm } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
@@ -33,9 +35,17 @@ export interface TestModelOptions {
   vocabWords?: number;
   /** Seed of the weights (default 1). */
   seed?: number;
+  /**
+   * A whole-word token id whose place EOS takes under greedy decoding (see above); by
+   * default EOS is never produced.
+   */
+  eosLike?: number;
 }
 
-export type CompiledTestModelOptions = Required<TestModelOptions>;
+export type CompiledTestModelOptions = Required<Omit<TestModelOptions, 'eosLike'>> & { eosLike?: number };
+
+/** How much EOS's copied output row is scaled: enough to win the tie, too little to win elsewhere. */
+const EOS_LIKE_SCALE = 1.01;
 
 export const TEST_MODEL_DEFAULTS: CompiledTestModelOptions = {
   layers: 2,
@@ -70,7 +80,7 @@ const CHUNK_ELEMENTS = 1 << 16;
 /** Fills defaults and validates; throws RangeError on an explicit bad value. */
 export function compileTestModelOptions(options: TestModelOptions = {}): CompiledTestModelOptions {
   const compiled = { ...TEST_MODEL_DEFAULTS };
-  for (const key of Object.keys(TEST_MODEL_DEFAULTS) as (keyof CompiledTestModelOptions)[]) {
+  for (const key of Object.keys(TEST_MODEL_DEFAULTS) as (keyof typeof TEST_MODEL_DEFAULTS)[]) {
     const value = options[key];
     if (value === undefined) continue;
     const min = key === 'seed' ? 0 : 1;
@@ -83,6 +93,12 @@ export function compileTestModelOptions(options: TestModelOptions = {}): Compile
   if (compiled.heads % compiled.kvHeads !== 0) throw new RangeError('test model: kvHeads must divide heads');
   if ((compiled.embedding / compiled.heads) % 2 !== 0)
     throw new RangeError('test model: head size must be even (RoPE)');
+  // Not among the defaults, so the models written without it keep their cache names.
+  if (options.eosLike !== undefined) {
+    if (!Number.isInteger(options.eosLike) || options.eosLike < 0)
+      throw new RangeError(`test model: eosLike must be a token id, got ${options.eosLike}`);
+    (compiled as CompiledTestModelOptions).eosLike = options.eosLike;
+  }
   return compiled;
 }
 
@@ -123,6 +139,8 @@ export async function writeTestModel(path: string, options: TestModelOptions = {
 
   const isWord = new Uint8Array(vocabSize);
   for (const id of vocab.wordIds) isWord[id] = 1;
+  if (o.eosLike !== undefined && !isWord[o.eosLike])
+    throw new RangeError(`test model: eosLike ${o.eosLike} is not a whole-word token of the vocabulary`);
   const random = (name: string, shape: number[]): GgufTensor => ({
     name,
     shape,
@@ -140,8 +158,15 @@ export async function writeTestModel(path: string, options: TestModelOptions = {
     {
       name: 'output.weight',
       shape: [o.embedding, vocabSize],
-      data: () =>
-        gaussianRows(o.seed, 'output.weight', [o.embedding, vocabSize], (row) => OUTPUT_WORD_STD * isWord[row]!),
+      data: () => {
+        const rows = gaussianRows(
+          o.seed,
+          'output.weight',
+          [o.embedding, vocabSize],
+          (row) => OUTPUT_WORD_STD * isWord[row]!,
+        );
+        return o.eosLike === undefined ? rows : withEosLike(rows, o.embedding, vocabSize, o.eosLike);
+      },
     },
   ];
   for (let layer = 0; layer < o.layers; layer++) {
@@ -246,6 +271,25 @@ function* gaussianRows(
     }
     yield chunk;
   }
+}
+
+/** The output rows with EOS's row replaced by token `like`'s, scaled by EOS_LIKE_SCALE; one chunk. */
+function* withEosLike(
+  rows: Generator<Float32Array>,
+  rowLength: number,
+  vocabSize: number,
+  like: number,
+): Generator<Float32Array> {
+  const all = new Float32Array(rowLength * vocabSize);
+  let offset = 0;
+  for (const chunk of rows) {
+    all.set(chunk, offset);
+    offset += chunk.length;
+  }
+  const source = all.subarray(like * rowLength, (like + 1) * rowLength);
+  const eos = all.subarray(EOS_ID * rowLength, (EOS_ID + 1) * rowLength);
+  for (let i = 0; i < rowLength; i++) eos[i] = source[i]! * EOS_LIKE_SCALE;
+  yield all;
 }
 
 /** sfc32 (Small Fast Counting), seeded from the model seed and the tensor name; yields uint32s. */

@@ -1,0 +1,94 @@
+// The step gate: decoding slots ask for their next tokens together, prompts are never
+// waited for, a slot that stops decoding lets the others go, and outputs wait for the
+// batch dispatch that is already scheduled.
+import { describe, expect, it } from 'vitest';
+import { StepGate } from './step-gate.js';
+
+/** Lets every pending microtask and the current turn's immediates run. */
+const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+describe('StepGate', () => {
+  it('holds each decoding slot until every other decoding slot has its token', async () => {
+    const gate = new StepGate();
+    let releases = 0;
+    gate.onRelease = () => releases++;
+    // Step 1: three slots enter decoding (their prompts were not waited for).
+    await Promise.all([gate.step(0), gate.step(1), gate.step(2)]);
+    expect(gate.outstanding).toBe(3);
+    await turn();
+    releases = 0;
+    // Slot 0's and 1's tokens land first; they wait for slot 2's.
+    const passed: number[] = [];
+    gate.landed(0);
+    const s0 = gate.step(0).then(() => passed.push(0));
+    gate.landed(1);
+    const s1 = gate.step(1).then(() => passed.push(1));
+    await turn();
+    expect(passed).toEqual([]);
+    expect(releases).toBe(0);
+    gate.landed(2);
+    await gate.step(2);
+    await Promise.all([s0, s1]);
+    expect(passed.sort()).toEqual([0, 1]);
+    expect(releases).toBe(1);
+    expect(gate.outstanding).toBe(3);
+  });
+
+  it('does not wait for a slot that is still evaluating its prompt', async () => {
+    const gate = new StepGate();
+    await gate.step(0); // slot 0 decodes; slot 1's prompt is in flight and never registered
+    gate.landed(0);
+    await gate.step(0); // alone: released at once
+    expect(gate.outstanding).toBe(1);
+  });
+
+  it('lets the others go when a slot stops decoding', async () => {
+    const gate = new StepGate();
+    await Promise.all([gate.step(0), gate.step(1)]);
+    await turn();
+    gate.landed(0);
+    let passed = false;
+    const s0 = gate.step(0).then(() => (passed = true));
+    await turn();
+    expect(passed).toBe(false);
+    gate.leave(1); // slot 1 finished (or failed) instead of landing a token
+    await s0;
+    expect(passed).toBe(true);
+    expect(gate.outstanding).toBe(1);
+  });
+
+  it('lets a slot whose token came in the same turn join the group just let go', async () => {
+    const gate = new StepGate();
+    await gate.step(0);
+    await turn();
+    gate.landed(0);
+    await gate.step(0); // the group (slot 0) is let go and asks for its next token
+    // Slot 1's prompt ended in the same batch: it goes now instead of waiting for slot 0's next token.
+    await gate.step(1);
+    expect(gate.outstanding).toBe(2);
+    await turn();
+    // Next turn the window is closed: a slot stepping waits for the outstanding ones.
+    gate.landed(1);
+    let passed = false;
+    const s1 = gate.step(1).then(() => (passed = true));
+    await turn();
+    expect(passed).toBe(false);
+    gate.landed(0);
+    await gate.step(0);
+    await s1;
+    expect(passed).toBe(true);
+  });
+
+  it('runs work after the batch dispatch already scheduled, or at once when none is', async () => {
+    const gate = new StepGate();
+    const order: string[] = [];
+    gate.afterDispatch(() => order.push('no dispatch pending'));
+    expect(order).toEqual(['no dispatch pending']);
+    gate.dispatchSchedule(() => order.push('dispatch'));
+    gate.afterDispatch(() => order.push('deliver'));
+    expect(order).toEqual(['no dispatch pending']);
+    await turn();
+    await turn();
+    expect(order).toEqual(['no dispatch pending', 'dispatch', 'deliver']);
+  });
+});

@@ -1,0 +1,82 @@
+// Keeps the decoding slots in lock-step so llama.cpp evaluates their next tokens in one
+// batch. node-llama-cpp starts the next batch as soon as the previous one is done, with
+// whatever sequences have queued a token by then; a slot whose token reached the engine a
+// few microtasks later than the others misses it and runs in a batch of its own, so a step
+// of 8 streams often became a batch of 7 and a batch of 1. Here each decoding slot, having
+// handled its token, waits until every other decoding slot has handled its own, and then
+// all of them ask for their next token together.
+//
+// A slot still evaluating its prompt is not waited for (a long prompt spans several
+// batches); it joins the group with its first token. Until the turn ends, a group just let
+// go is open: a slot whose token came from the same batch goes with it rather than waiting
+// for the group's next tokens.
+//
+// The gate also schedules node-llama-cpp's batch dispatch (the context's
+// `batching.dispatchSchedule`), so the engine can hand the step's tokens to their consumers
+// only after the next batch is on its way: their work (gRPC writes) then overlaps the
+// evaluation instead of delaying it.
+
+export class StepGate {
+  /** Decoding slots whose next token has been asked for and not yet received. */
+  private readonly inflight = new Set<number>();
+  /** Slots that have handled their token and wait for the others. */
+  private waiting: Array<() => void> = [];
+
+  /** Called each time the waiting slots are let go (a new step begins). */
+  onRelease: () => void = () => {};
+
+  private dispatchQueued = false;
+  /** Set from a release to the end of that turn: slots stepping now join the group let go. */
+  private open = false;
+
+  /** node-llama-cpp's `batching.dispatchSchedule`: dispatches on the next turn, like its default. */
+  readonly dispatchSchedule = (dispatch: () => void): void => {
+    this.dispatchQueued = true;
+    setImmediate(() => {
+      this.dispatchQueued = false;
+      dispatch();
+    });
+  };
+
+  /** Runs `fn` once the batch dispatch already scheduled (if any) has started. */
+  afterDispatch(fn: () => void): void {
+    if (this.dispatchQueued) setImmediate(fn);
+    else fn();
+  }
+
+  /** The slot's token arrived: it no longer holds the step back. */
+  landed(slot: number): void {
+    this.inflight.delete(slot);
+  }
+
+  /** Waits until no decoding slot has a token outstanding; the slot then counts as asking for its next one. */
+  async step(slot: number): Promise<void> {
+    if (!this.open) {
+      if (this.inflight.size > 0) await new Promise<void>((resolve) => this.waiting.push(resolve));
+      else this.release();
+    }
+    this.inflight.add(slot);
+  }
+
+  /** The slot stopped decoding (finished, cancelled, failed). */
+  leave(slot: number): void {
+    this.inflight.delete(slot);
+    if (this.inflight.size === 0) this.release();
+  }
+
+  /** Decoding slots with a token outstanding (tests). */
+  get outstanding(): number {
+    return this.inflight.size;
+  }
+
+  private release(): void {
+    const waiting = this.waiting;
+    this.waiting = [];
+    for (const resolve of waiting) resolve();
+    if (!this.open) {
+      this.open = true;
+      setImmediate(() => (this.open = false));
+    }
+    this.onRelease();
+  }
+}
