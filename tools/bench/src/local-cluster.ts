@@ -41,8 +41,15 @@ function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Extra Node.js flags for every service, from ARMATURE_BENCH_NODE_ARGS (space-separated), for
+ * example `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile a benchmark's services (Node
+ * refuses --cpu-prof in NODE_OPTIONS).
+ */
+const NODE_ARGS = (process.env.ARMATURE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+
 function start(script: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [join(ROOT, script)], {
+  const child = spawn(process.execPath, [...NODE_ARGS, join(ROOT, script)], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

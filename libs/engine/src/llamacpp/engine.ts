@@ -28,6 +28,7 @@ import type {
 } from '../types.js';
 import { KvTracker } from './kv-tracker.js';
 import { StepGate } from './step-gate.js';
+import { prefillChunkStrategy } from './batch-strategy.js';
 import { SequenceStates, STATE_BLOCK_BYTES, type Reservation } from './sequence-states.js';
 import { compileLlamaCppOptions, type LlamaCppConfig, type LlamaCppOptions } from './options.js';
 import { ensureTestModel } from './test-model.js';
@@ -554,7 +555,10 @@ export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promi
     contextSize,
     batchSize: config.batchSize,
     threads: config.threads,
-    batching: { dispatchSchedule: gate.dispatchSchedule },
+    batching: {
+      dispatchSchedule: gate.dispatchSchedule,
+      itemPrioritizationStrategy: prefillChunkStrategy(config.minPrefillChunk),
+    },
   });
   const sequences = Array.from({ length: config.sequences }, () => context.getSequence());
   log.info('model loaded', {

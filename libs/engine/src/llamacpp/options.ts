@@ -21,6 +21,11 @@ export interface LlamaCppOptions {
   contextSize?: number;
   /** Most tokens in one forward pass (default 512). */
   batchSize?: number;
+  /**
+   * Fewest prompt tokens of one sequence put in a batch, and fewest left for a later one
+   * (default 64; see batch-strategy.ts). 1 splits prompts anywhere.
+   */
+  minPrefillChunk?: number;
   /** CPU threads per evaluation (default: half the cores, at least 1). */
   threads?: number;
   /** Tokens per KV block in the KV events the router reads (default 16). */
@@ -39,6 +44,7 @@ export interface LlamaCppConfig {
   readonly sequences: number;
   readonly contextSize: number;
   readonly batchSize: number;
+  readonly minPrefillChunk: number;
   readonly threads: number;
   readonly blockSize: number;
   readonly kvEvents: 'armature' | 'none';
@@ -52,6 +58,7 @@ export const LLAMACPP_DEFAULTS = {
   sequences: 4,
   contextSize: 4096,
   batchSize: 512,
+  minPrefillChunk: 64,
   blockSize: 16,
   kvEvents: 'armature',
   dpRank: null,
@@ -101,6 +108,7 @@ export function compileLlamaCppOptions(options: LlamaCppOptions = {}): LlamaCppC
     sequences: positiveInt(options.sequences, 'sequences', d.sequences),
     contextSize: positiveInt(options.contextSize, 'contextSize', d.contextSize),
     batchSize: positiveInt(options.batchSize, 'batchSize', d.batchSize),
+    minPrefillChunk: positiveInt(options.minPrefillChunk, 'minPrefillChunk', d.minPrefillChunk),
     threads: positiveInt(options.threads, 'threads', Math.max(1, Math.floor(availableParallelism() / 2))),
     blockSize: positiveInt(options.blockSize, 'blockSize', d.blockSize),
     kvEvents,
