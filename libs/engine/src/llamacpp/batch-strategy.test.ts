@@ -39,6 +39,12 @@ describe('prefillChunkStrategy', () => {
     expect(amounts([...Array.from({ length: 8 }, () => item(1)), item(300)], 32)).toEqual([1, 1, 1, 1, 1, 1, 1, 1, 24]);
   });
 
+  it('keeps decodes first with a minimum of 1, and moves prompts when decodes fill most of the batch', () => {
+    expect(amounts([item(2000), item(1)], 512, 1)).toEqual([511, 1]);
+    const decodes = Array.from({ length: 40 }, () => item(1));
+    expect(amounts([...decodes, item(300)], 64)).toEqual([...decodes.map(() => 1), 24]);
+  });
+
   it('keeps every batch within its size and every piece within its item (random queues)', () => {
     let seed = 7;
     const rand = (n: number): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n) + 0;
@@ -53,16 +59,26 @@ describe('prefillChunkStrategy', () => {
       for (const c of chosen) {
         expect(c.processAmount).toBeGreaterThanOrEqual(1);
         expect(c.processAmount).toBeLessThanOrEqual(c.item.tokens.length);
-        const long = c.item.tokens.length >= min;
-        // A long prompt's piece is at least `min` and leaves 0 or at least `min`, unless it had the batch alone.
+        const long = c.item.tokens.length >= Math.max(2, min);
+        // A long prompt's piece is at least `min` and leaves 0 or at least `min`, unless it had
+        // the batch alone, or decodes left less than `min`: then the oldest prompt takes the rest.
         if (long && chosen.length > 1) {
-          expect(c.processAmount).toBeGreaterThanOrEqual(min);
-          const left = c.item.tokens.length - c.processAmount;
-          expect(left === 0 || left >= min).toBe(true);
+          const shorts = chosen.filter((x) => x.item.tokens.length < Math.max(2, min));
+          const rest = size - shorts.reduce((a, x) => a + x.processAmount, 0);
+          if (rest < min) {
+            expect(chosen).toHaveLength(shorts.length + 1);
+            expect(c.processAmount).toBe(Math.min(c.item.tokens.length, rest));
+          } else {
+            expect(c.processAmount).toBeGreaterThanOrEqual(min);
+            const left = c.item.tokens.length - c.processAmount;
+            expect(left === 0 || left >= min).toBe(true);
+          }
         }
       }
       // Short items (decodes) are never left out while the batch has room for them.
-      const shortsLeft = items.filter((it) => it.tokens.length < min && !chosen.some((c) => c.item === it));
+      const shortsLeft = items.filter(
+        (it) => it.tokens.length < Math.max(2, min) && !chosen.some((c) => c.item === it),
+      );
       if (shortsLeft.length > 0) expect(total + shortsLeft[0]!.tokens.length).toBeGreaterThan(size);
     }
   });

@@ -13,7 +13,8 @@
 //    `minChunk`, nor so that what is left of it would be: a cut moves back to leave
 //    `minChunk` tokens for the next batch. A prompt that cannot get such a piece waits for
 //    the next batch, unless the batch would otherwise be empty. (In a batch smaller than
-//    twice `minChunk`, the minimum is half the batch, so prompts still get in beside decodes.)
+//    twice `minChunk`, the minimum is half the batch; and when decodes leave less room than
+//    that, the oldest prompt takes what is left, so prompts always move.)
 import type { BatchItem, PrioritizedBatchItem } from 'node-llama-cpp';
 
 /** Fewest prompt tokens of one sequence put in a batch (default). */
@@ -22,16 +23,19 @@ export const DEFAULT_MIN_PREFILL_CHUNK = 64;
 export function prefillChunkStrategy(minChunk = DEFAULT_MIN_PREFILL_CHUNK) {
   return ({ items, size }: { items: readonly BatchItem[]; size: number }): PrioritizedBatchItem[] => {
     const min = Math.max(1, Math.min(minChunk, Math.floor(size / 2)));
+    // A single token is always a decode, whatever the minimum.
+    const short = Math.max(2, min);
     const chosen: PrioritizedBatchItem[] = [];
     let room = size;
     const prompts: BatchItem[] = [];
     for (const item of items) {
-      if (item.tokens.length < min && room > 0) {
+      if (item.tokens.length < short && room > 0) {
         const processAmount = Math.min(item.tokens.length, room);
         chosen.push({ item, processAmount });
         room -= processAmount;
-      } else if (item.tokens.length >= min) prompts.push(item);
+      } else if (item.tokens.length >= short) prompts.push(item);
     }
+    let admitted = false;
     for (const item of prompts) {
       if (room === 0) break;
       const length = item.tokens.length;
@@ -42,6 +46,12 @@ export function prefillChunkStrategy(minChunk = DEFAULT_MIN_PREFILL_CHUNK) {
       take = Math.max(1, Math.min(take, room));
       chosen.push({ item, processAmount: take });
       room -= take;
+      admitted = true;
+    }
+    // Decodes left less room than a piece (more sequences than half the batch): the oldest
+    // prompt still moves, with what is left, rather than wait for the decodes to end.
+    if (!admitted && prompts.length > 0 && room > 0) {
+      chosen.push({ item: prompts[0]!, processAmount: Math.min(prompts[0]!.tokens.length, room) });
     }
     return chosen;
   };

@@ -394,3 +394,24 @@ describe('llama.cpp engine: end of sequence', () => {
     expect(out.outputs.at(-1)!.finishReason).toBe('length');
   });
 });
+
+describe('llama.cpp engine: shutdown', () => {
+  it('fails the streams still running with unavailable', async () => {
+    const engine = await createLlamaCppEngine({ modelPath: await ensureTestModel(), sequences: 2, threads: 1 });
+    const long = (id: string): EngineRequest =>
+      request(id, prompt(80, 20), { stop: { maxTokens: 2000, ignoreEos: true, stopTokenIds: [] } });
+    const streams = [long('s0'), long('s1'), long('s2')].map((r) =>
+      engine.generate(r, new AbortController().signal)[Symbol.asyncIterator](),
+    );
+    await streams[0]!.next();
+    await streams[1]!.next();
+    await engine.close();
+    for (const stream of streams) {
+      await expect(
+        (async () => {
+          for (let r = await stream.next(); !r.done; r = await stream.next());
+        })(),
+      ).rejects.toMatchObject({ cls: 'unavailable' });
+    }
+  });
+});

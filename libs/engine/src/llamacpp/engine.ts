@@ -35,6 +35,9 @@ import { ensureTestModel } from './test-model.js';
 
 const log = createLogger('engine/llamacpp');
 
+/** How long an output waits for the next batch to start before it is delivered anyway. */
+const FALLBACK_DELIVERY_MS = 1;
+
 interface Job {
   request: EngineRequest;
   /** Prompt, plus the first token when a prefill worker produced it. */
@@ -50,6 +53,8 @@ interface Job {
   exportFor?: EngineRequest;
   /** A remote prefill's state to restore before evaluating. */
   importFrom?: Reservation;
+  /** Set when the engine shuts down under a running job: its stream fails with it. */
+  failure?: ArmatureError;
 }
 
 interface Slot {
@@ -89,6 +94,7 @@ export class LlamaCppEngine implements Engine {
    */
   private readonly outbox = new Map<Job, EngineOutput>();
   private deliveryScheduled = false;
+  private fallbackScheduled = false;
   private readonly gate: StepGate;
 
   constructor(
@@ -101,7 +107,7 @@ export class LlamaCppEngine implements Engine {
     gate = new StepGate(),
   ) {
     this.gate = gate;
-    gate.onRelease = () => this.scheduleDelivery();
+    gate.onBatch = () => this.scheduleDelivery();
     this.slots = sequences.map((sequence, index) => ({ index, sequence, job: undefined, lastUsed: 0 }));
     this.tracker = new KvTracker(config.blockSize, sequences.length);
     const embedding = model.fileInfo.tensorInfo?.find((t) => t.name === 'token_embd.weight');
@@ -226,7 +232,11 @@ export class LlamaCppEngine implements Engine {
     this.closed = true;
     const error = new ArmatureError('unavailable', 'engine_closed', 'the engine shut down');
     for (const job of this.waiting.splice(0)) this.finishJob(job, error);
-    for (const slot of this.slots) if (slot.job) slot.job.cancelled = true;
+    for (const slot of this.slots) {
+      if (!slot.job) continue;
+      slot.job.cancelled = true;
+      slot.job.failure = error;
+    }
     await Promise.allSettled([...this.running]);
     await this.context.dispose();
     await this.model.dispose();
@@ -419,6 +429,7 @@ export class LlamaCppEngine implements Engine {
         }
         // With the other decoding slots, so that their next tokens share a batch.
         await this.gate.step(slot.index);
+        if (job.cancelled) break;
       }
       this.gate.leave(slot.index);
       if (!finished && !job.cancelled && !first) {
@@ -453,25 +464,41 @@ export class LlamaCppEngine implements Engine {
     this.emitLoad();
   }
 
-  /** Queues an output for delivery on the next turn, merged with any not yet delivered. */
+  /**
+   * Queues an output, merged with any not yet delivered. Outputs go out right after the next
+   * batch is put together (`scheduleDelivery`, on each batch), so consumers work while
+   * llama.cpp evaluates. Should no batch start within a millisecond and none be about to be
+   * dispatched (this slot waits for slots whose batch is already running, or nothing else
+   * runs), they go out then. (Not on the next turn: the other tokens of a step can take
+   * longer than a turn to be sampled, and delivering before they are would put the
+   * consumers' work ahead of the next batch again.)
+   */
   private emit(job: Job, out: EngineOutput): void {
     const queued = this.outbox.get(job);
     if (queued) mergeInto(queued, out);
     else this.outbox.set(job, out);
+    if (this.fallbackScheduled) return;
+    this.fallbackScheduled = true;
+    const batches = this.gate.batches;
+    setTimeout(() => {
+      this.fallbackScheduled = false;
+      if (this.gate.batches !== batches || this.gate.dispatchPending) return;
+      this.deliverAll();
+    }, FALLBACK_DELIVERY_MS);
   }
 
-  /** Delivers what the outbox holds once the slots just released have queued their next step. */
+  /** Delivers the outbox on the next turn: after the batch being put together has started evaluating. */
   private scheduleDelivery(): void {
     if (this.deliveryScheduled || this.outbox.size === 0) return;
     this.deliveryScheduled = true;
-    // The released slots queue their next tokens during this turn; the batch starts on the
-    // next, and the outputs go out right after it.
-    setImmediate(() =>
-      this.gate.afterDispatch(() => {
-        this.deliveryScheduled = false;
-        for (const job of [...this.outbox.keys()]) this.deliver(job);
-      }),
-    );
+    setImmediate(() => {
+      this.deliveryScheduled = false;
+      this.deliverAll();
+    });
+  }
+
+  private deliverAll(): void {
+    for (const job of [...this.outbox.keys()]) this.deliver(job);
   }
 
   /** Hands a job's undelivered output to its stream now. */
@@ -482,7 +509,7 @@ export class LlamaCppEngine implements Engine {
     job.stream.push(out);
   }
 
-  private finishJob(job: Job, error?: ArmatureError): void {
+  private finishJob(job: Job, error = job.failure): void {
     this.deliver(job);
     // An imported state never restored (cancelled while queued, a failure, shutdown) frees its staging blocks.
     if (job.importFrom) {
@@ -550,6 +577,7 @@ export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promi
   }
   const contextSize = Math.min(config.contextSize, model.trainContextSize);
   const gate = new StepGate();
+  const strategy = prefillChunkStrategy(config.minPrefillChunk);
   const context = await model.createContext({
     sequences: config.sequences,
     contextSize,
@@ -557,7 +585,10 @@ export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promi
     threads: config.threads,
     batching: {
       dispatchSchedule: gate.dispatchSchedule,
-      itemPrioritizationStrategy: prefillChunkStrategy(config.minPrefillChunk),
+      itemPrioritizationStrategy: (batch) => {
+        gate.batchStarted();
+        return strategy(batch);
+      },
     },
   });
   const sequences = Array.from({ length: config.sequences }, () => context.getSequence());

@@ -4,6 +4,8 @@
 // worker has pulled it; a decode worker reserves staging blocks for a remote state, and
 // once the bytes are in restores them into a context sequence. It owns the staging
 // blocks, the pins and the reservations; it does not choose slots or evaluate tokens.
+// The state files live in memory (/dev/shm) where the system has it, so a state crosses
+// no disk on its way between the context and the transfer region.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -11,6 +13,18 @@ import { join } from 'node:path';
 import type { LlamaContextSequence } from 'node-llama-cpp';
 import { ArmatureError } from '@armature/runtime';
 import type { ImportPlan } from '../types.js';
+
+/** A private directory for state files: in /dev/shm (memory) when it can be made there, else the temp dir. */
+function stateDirectory(): string {
+  for (const base of ['/dev/shm', tmpdir()]) {
+    try {
+      return mkdtempSync(join(base, 'armature-llamacpp-'));
+    } catch {
+      // not there, or not writable: the next one
+    }
+  }
+  return mkdtempSync(join(tmpdir(), 'armature-llamacpp-')); // throws the real error
+}
 
 /** Bytes per staging block of an exported sequence state. */
 export const STATE_BLOCK_BYTES = 256 * 1024;
@@ -72,7 +86,7 @@ export class SequenceStates {
   private staging: Staging | undefined;
   private readonly pins = new Map<string, StagedState>();
   private readonly imports = new Map<string, Reservation>();
-  private readonly dir = mkdtempSync(join(tmpdir(), 'armature-llamacpp-'));
+  private readonly dir = stateDirectory();
   private files = 0;
 
   constructor(readonly totalBlocks: number) {}

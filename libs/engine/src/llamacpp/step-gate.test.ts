@@ -1,6 +1,6 @@
 // The step gate: decoding slots ask for their next tokens together, prompts are never
-// waited for, a slot that stops decoding lets the others go, and outputs wait for the
-// batch dispatch that is already scheduled.
+// waited for, a slot that stops decoding lets the others go, and batch dispatch is
+// scheduled on the next turn.
 import { describe, expect, it } from 'vitest';
 import { StepGate } from './step-gate.js';
 
@@ -10,13 +10,10 @@ const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve)
 describe('StepGate', () => {
   it('holds each decoding slot until every other decoding slot has its token', async () => {
     const gate = new StepGate();
-    let releases = 0;
-    gate.onRelease = () => releases++;
     // Step 1: three slots enter decoding (their prompts were not waited for).
     await Promise.all([gate.step(0), gate.step(1), gate.step(2)]);
     expect(gate.outstanding).toBe(3);
     await turn();
-    releases = 0;
     // Slot 0's and 1's tokens land first; they wait for slot 2's.
     const passed: number[] = [];
     gate.landed(0);
@@ -25,12 +22,10 @@ describe('StepGate', () => {
     const s1 = gate.step(1).then(() => passed.push(1));
     await turn();
     expect(passed).toEqual([]);
-    expect(releases).toBe(0);
     gate.landed(2);
     await gate.step(2);
     await Promise.all([s0, s1]);
     expect(passed.sort()).toEqual([0, 1]);
-    expect(releases).toBe(1);
     expect(gate.outstanding).toBe(3);
   });
 
@@ -79,16 +74,20 @@ describe('StepGate', () => {
     expect(passed).toBe(true);
   });
 
-  it('runs work after the batch dispatch already scheduled, or at once when none is', async () => {
+  it('schedules batch dispatch on the next turn and counts the batches put together', async () => {
     const gate = new StepGate();
-    const order: string[] = [];
-    gate.afterDispatch(() => order.push('no dispatch pending'));
-    expect(order).toEqual(['no dispatch pending']);
-    gate.dispatchSchedule(() => order.push('dispatch'));
-    gate.afterDispatch(() => order.push('deliver'));
-    expect(order).toEqual(['no dispatch pending']);
+    let dispatched = 0;
+    let seen = 0;
+    gate.onBatch = () => seen++;
+    gate.dispatchSchedule(() => dispatched++);
+    expect(gate.dispatchPending).toBe(true);
+    expect(dispatched).toBe(0);
     await turn();
-    await turn();
-    expect(order).toEqual(['no dispatch pending', 'dispatch', 'deliver']);
+    expect(dispatched).toBe(1);
+    expect(gate.dispatchPending).toBe(false);
+    gate.batchStarted();
+    gate.batchStarted();
+    expect(gate.batches).toBe(2);
+    expect(seen).toBe(2);
   });
 });

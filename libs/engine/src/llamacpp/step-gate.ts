@@ -11,23 +11,24 @@
 // go is open: a slot whose token came from the same batch goes with it rather than waiting
 // for the group's next tokens.
 //
-// The gate also schedules node-llama-cpp's batch dispatch (the context's
-// `batching.dispatchSchedule`), so the engine can hand the step's tokens to their consumers
-// only after the next batch is on its way: their work (gRPC writes) then overlaps the
-// evaluation instead of delaying it.
+// The gate also sees node-llama-cpp's batches start: it schedules their dispatch (the
+// context's `batching.dispatchSchedule`) and is told when one is put together
+// (`batchStarted`, from the prioritization strategy), so the engine can hand a step's
+// tokens to their consumers once the next batch is on its way: their work (gRPC writes)
+// then overlaps the evaluation instead of delaying it.
 
 export class StepGate {
   /** Decoding slots whose next token has been asked for and not yet received. */
   private readonly inflight = new Set<number>();
   /** Slots that have handled their token and wait for the others. */
   private waiting: Array<() => void> = [];
-
-  /** Called each time the waiting slots are let go (a new step begins). */
-  onRelease: () => void = () => {};
-
-  private dispatchQueued = false;
   /** Set from a release to the end of that turn: slots stepping now join the group let go. */
   private open = false;
+  private dispatchQueued = false;
+  private started = 0;
+
+  /** Called each time a batch is put together, before llama.cpp evaluates it. */
+  onBatch: () => void = () => {};
 
   /** node-llama-cpp's `batching.dispatchSchedule`: dispatches on the next turn, like its default. */
   readonly dispatchSchedule = (dispatch: () => void): void => {
@@ -38,10 +39,20 @@ export class StepGate {
     });
   };
 
-  /** Runs `fn` once the batch dispatch already scheduled (if any) has started. */
-  afterDispatch(fn: () => void): void {
-    if (this.dispatchQueued) setImmediate(fn);
-    else fn();
+  /** A batch is being put together (called by the prioritization strategy). */
+  batchStarted(): void {
+    this.started++;
+    this.onBatch();
+  }
+
+  /** Batches put together so far. */
+  get batches(): number {
+    return this.started;
+  }
+
+  /** Whether a batch dispatch is scheduled and has not run yet. */
+  get dispatchPending(): boolean {
+    return this.dispatchQueued;
   }
 
   /** The slot's token arrived: it no longer holds the step back. */
@@ -77,6 +88,5 @@ export class StepGate {
       this.open = true;
       setImmediate(() => (this.open = false));
     }
-    this.onRelease();
   }
 }
