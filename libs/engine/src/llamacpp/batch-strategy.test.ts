@@ -45,6 +45,15 @@ describe('prefillChunkStrategy', () => {
     expect(amounts([...decodes, item(300)], 64)).toEqual([...decodes.map(() => 1), 24]);
   });
 
+  it('returns an empty batch when told to wait for decodes, with the count of decodes queued', () => {
+    const seen: number[] = [];
+    const strategy = prefillChunkStrategy(64, (decodes) => (seen.push(decodes), decodes < 2));
+    const [d1, d2, p] = [item(1), item(1), item(300)];
+    expect(strategy({ items: [p!, d1!], size: 512 })).toEqual([]);
+    expect(strategy({ items: [p!, d1!, d2!], size: 512 }).map((c) => c.processAmount)).toEqual([1, 1, 300]);
+    expect(seen).toEqual([1, 2]);
+  });
+
   it('keeps every batch within its size and every piece within its item (random queues)', () => {
     let seed = 7;
     const rand = (n: number): number => ((seed = (seed * 1_103_515_245 + 12_345) % 2 ** 31) % n) + 0;

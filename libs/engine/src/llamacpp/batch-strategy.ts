@@ -20,11 +20,19 @@ import type { BatchItem, PrioritizedBatchItem } from 'node-llama-cpp';
 /** Fewest prompt tokens of one sequence put in a batch (default). */
 export const DEFAULT_MIN_PREFILL_CHUNK = 64;
 
-export function prefillChunkStrategy(minChunk = DEFAULT_MIN_PREFILL_CHUNK) {
+/**
+ * @param hold called with the number of decodes queued; true makes this batch empty (the
+ *   step gate waiting for decodes still on their way, see StepGate.holdFor)
+ */
+export function prefillChunkStrategy(
+  minChunk = DEFAULT_MIN_PREFILL_CHUNK,
+  hold: (queuedDecodes: number) => boolean = () => false,
+) {
   return ({ items, size }: { items: readonly BatchItem[]; size: number }): PrioritizedBatchItem[] => {
     const min = Math.max(1, Math.min(minChunk, Math.floor(size / 2)));
     // A single token is always a decode, whatever the minimum.
     const short = Math.max(2, min);
+    if (hold(items.filter((item) => item.tokens.length === 1).length)) return [];
     const chosen: PrioritizedBatchItem[] = [];
     let room = size;
     const prompts: BatchItem[] = [];

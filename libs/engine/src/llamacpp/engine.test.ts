@@ -317,6 +317,33 @@ describe('llama.cpp engine: disaggregated prefill and decode', () => {
   });
 });
 
+/**
+ * Records llama.cpp's batches at node-llama-cpp's native boundary (version pinned in
+ * package.json): for each batch, the tokens each sequence put in it.
+ */
+function recordBatches(engine: LlamaCppEngine): Array<Array<{ seq: number; tokens: number }>> {
+  const context = (engine as unknown as { context: { _ctx: Record<string, unknown> } }).context;
+  const native = context._ctx;
+  expect(typeof native.initBatch).toBe('function');
+  expect(typeof native.addToBatch).toBe('function');
+  const batches: Array<Array<{ seq: number; tokens: number }>> = [];
+  context._ctx = new Proxy(native, {
+    get(target, key) {
+      const value = target[key as string];
+      if (typeof value !== 'function') return value;
+      const fn = (value as (...a: unknown[]) => unknown).bind(target);
+      if (key === 'initBatch') return (...a: unknown[]) => (batches.push([]), fn(...a));
+      if (key === 'addToBatch')
+        return (seq: number, first: number, tokens: Uint32Array, logits: Uint32Array) => (
+          batches.at(-1)!.push({ seq, tokens: tokens.length }),
+          fn(seq, first, tokens, logits)
+        );
+      return fn;
+    },
+  });
+  return batches;
+}
+
 describe('llama.cpp engine: lock-step batches', () => {
   it('evaluates the next tokens of all decoding requests in one batch per step', async () => {
     const SEQS = 4;
@@ -324,19 +351,7 @@ describe('llama.cpp engine: lock-step batches', () => {
     const modelPath = await ensureTestModel();
     const engine = await createLlamaCppEngine({ modelPath, sequences: SEQS, contextSize: 1024, threads: 1 });
     try {
-      // Count llama.cpp's batch sizes at node-llama-cpp's native boundary (version pinned in package.json).
-      const context = (engine as unknown as { context: { _ctx: Record<string, unknown> } }).context;
-      const native = context._ctx;
-      expect(typeof native.initBatch).toBe('function');
-      const sizes: number[] = [];
-      context._ctx = new Proxy(native, {
-        get(target, key) {
-          const value = target[key as string];
-          if (key === 'initBatch')
-            return (n: number) => (sizes.push(n), (value as (n: number) => void).call(target, n));
-          return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
-        },
-      });
+      const batches = recordBatches(engine);
       const long = (i: number): EngineRequest =>
         request(`ls${i}`, prompt(60 + i, 24), { stop: { maxTokens: MAX, ignoreEos: true, stopTokenIds: [] } });
       const results = await Promise.all(
@@ -344,11 +359,51 @@ describe('llama.cpp engine: lock-step batches', () => {
       );
       for (const r of results) expect(r.tokens).toHaveLength(MAX);
       // One batch holds the prompts (or a few do), then every decode step is one batch of all SEQS tokens.
-      const decodeBatches = sizes.filter((n) => n <= SEQS);
+      const decodeBatches = batches.filter((b) => b.every((e) => e.tokens === 1)).map((b) => b.length);
       const full = decodeBatches.filter((n) => n === SEQS).length;
       expect(decodeBatches.reduce((a, n) => a + n, 0)).toBeGreaterThanOrEqual(SEQS * (MAX - 2));
       expect(full).toBeGreaterThanOrEqual(MAX - 3);
       expect(decodeBatches.length).toBeLessThanOrEqual(MAX + 1);
+    } finally {
+      await engine.close();
+    }
+  });
+
+  it('keeps decoding requests in every batch while a long prompt is evaluated', async () => {
+    const modelPath = await ensureTestModel();
+    const engine = await createLlamaCppEngine({
+      modelPath,
+      sequences: 3,
+      contextSize: 1024,
+      batchSize: 128,
+      threads: 1,
+    });
+    try {
+      const batches = recordBatches(engine);
+      const aborts = [new AbortController(), new AbortController()];
+      const decoders = aborts.map((abort, i) => {
+        const r = request(`dec${i}`, prompt(90 + i, 24), {
+          stop: { maxTokens: 900, ignoreEos: true, stopTokenIds: [] },
+        });
+        return engine.generate(r, abort.signal)[Symbol.asyncIterator]();
+      });
+      await Promise.all(decoders.map((d) => d.next()));
+      batches.length = 0;
+      const done = Promise.all(decoders.map((d) => collect({ [Symbol.asyncIterator]: () => d })));
+      // 700 prompt tokens in batches of 128: six or more batches of prompt chunks.
+      const long = await collect(
+        engine.generate(
+          request('longprompt', prompt(95, 700), { stop: { maxTokens: 1, ignoreEos: true, stopTokenIds: [] } }),
+          new AbortController().signal,
+        ),
+      );
+      expect(long.tokens).toHaveLength(1);
+      for (const abort of aborts) abort.abort();
+      await done;
+      const promptBatches = batches.filter((b) => b.some((e) => e.tokens > 1));
+      expect(promptBatches.length).toBeGreaterThanOrEqual(6);
+      // Both decoding requests ride along in every one of them, instead of every other.
+      for (const b of promptBatches) expect(b.filter((e) => e.tokens === 1)).toHaveLength(2);
     } finally {
       await engine.close();
     }

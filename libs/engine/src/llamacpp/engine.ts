@@ -577,7 +577,7 @@ export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promi
   }
   const contextSize = Math.min(config.contextSize, model.trainContextSize);
   const gate = new StepGate();
-  const strategy = prefillChunkStrategy(config.minPrefillChunk);
+  const strategy = prefillChunkStrategy(config.minPrefillChunk, (decodes) => gate.holdFor(decodes));
   const context = await model.createContext({
     sequences: config.sequences,
     contextSize,
@@ -586,8 +586,9 @@ export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promi
     batching: {
       dispatchSchedule: gate.dispatchSchedule,
       itemPrioritizationStrategy: (batch) => {
-        gate.batchStarted();
-        return strategy(batch);
+        const chosen = strategy(batch);
+        if (chosen.length > 0) gate.batchStarted();
+        return chosen;
       },
     },
   });

@@ -90,4 +90,18 @@ describe('StepGate', () => {
     expect(gate.batches).toBe(2);
     expect(seen).toBe(2);
   });
+
+  it('holds a batch while fewer decodes are queued than slots decoding, a bounded number of times', async () => {
+    const gate = new StepGate();
+    await Promise.all([gate.step(0), gate.step(1)]);
+    expect(gate.holdFor(2)).toBe(false); // both decodes queued: go
+    expect(gate.holdFor(1)).toBe(true); // one still on its way: wait
+    let holds = 1;
+    while (gate.holdFor(0)) holds++;
+    expect(holds).toBe(100); // then the batch goes ahead with what is there
+    expect(gate.holdFor(0)).toBe(true); // the count starts again after a batch went
+    gate.leave(0);
+    gate.leave(1);
+    expect(gate.holdFor(0)).toBe(false); // nothing decoding: never wait
+  });
 });

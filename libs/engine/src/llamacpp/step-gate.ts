@@ -17,6 +17,9 @@
 // tokens to their consumers once the next batch is on its way: their work (gRPC writes)
 // then overlaps the evaluation instead of delaying it.
 
+/** Empty batches in a row while waiting for decodes (each costs a few microtasks). */
+const MAX_HOLDS = 100;
+
 export class StepGate {
   /** Decoding slots whose next token has been asked for and not yet received. */
   private readonly inflight = new Set<number>();
@@ -26,6 +29,7 @@ export class StepGate {
   private open = false;
   private dispatchQueued = false;
   private started = 0;
+  private holds = 0;
 
   /** Called each time a batch is put together, before llama.cpp evaluates it. */
   onBatch: () => void = () => {};
@@ -43,6 +47,24 @@ export class StepGate {
   batchStarted(): void {
     this.started++;
     this.onBatch();
+  }
+
+  /**
+   * Whether the batch being put together should wait for decodes still on their way: fewer
+   * decodes are queued than slots decoding (their tokens are landing, or they are about to
+   * queue the next). node-llama-cpp puts the next batch together a few microtasks after the
+   * last one ends, with what is queued then; a long prompt's remainder is always queued,
+   * so without this the decoding slots would miss every other batch while a long prompt
+   * is evaluated. An empty batch makes node-llama-cpp look again at once; after
+   * MAX_HOLDS looks in a row the batch goes ahead with what is there.
+   */
+  holdFor(queuedDecodes: number): boolean {
+    if (queuedDecodes < this.inflight.size && this.holds < MAX_HOLDS) {
+      this.holds++;
+      return true;
+    }
+    this.holds = 0;
+    return false;
   }
 
   /** Batches put together so far. */
