@@ -576,7 +576,7 @@ export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promi
     });
   }
   const contextSize = Math.min(config.contextSize, model.trainContextSize);
-  const gate = new StepGate();
+  const gate = new StepGate(config.lockstep);
   const strategy = prefillChunkStrategy(config.minPrefillChunk, (decodes) => gate.holdFor(decodes));
   const context = await model.createContext({
     sequences: config.sequences,

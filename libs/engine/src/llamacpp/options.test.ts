@@ -7,6 +7,7 @@ describe('compileLlamaCppOptions', () => {
     const c = compileLlamaCppOptions();
     expect(c).toMatchObject({ ...LLAMACPP_DEFAULTS, modelPath: undefined });
     expect(c.minPrefillChunk).toBe(64);
+    expect(c.lockstep).toBe(true);
     expect(c.threads).toBeGreaterThanOrEqual(1);
     expect(Object.isFrozen(c)).toBe(true);
   });
@@ -26,6 +27,7 @@ describe('compileLlamaCppOptions', () => {
     [{ modelPath: '' }, /modelPath/],
     [{ kvEvents: 'vllm' }, /kvEvents/],
     [{ dpRank: -1 }, /dpRank/],
+    [{ lockstep: 'yes' }, /lockstep: expected true or false/],
   ])('rejects %j', (options, message) => {
     expect(() => compileLlamaCppOptions(options as never)).toThrow(message);
   });

@@ -26,6 +26,12 @@ export interface LlamaCppOptions {
    * (default 64; see batch-strategy.ts). 1 splits prompts anywhere.
    */
   minPrefillChunk?: number;
+  /**
+   * Decoding requests step together, one batch per step, and ride in every batch while
+   * prompts are evaluated (default true; see step-gate.ts). false leaves batching to
+   * node-llama-cpp's timing (for comparison).
+   */
+  lockstep?: boolean;
   /** CPU threads per evaluation (default: half the cores, at least 1). */
   threads?: number;
   /** Tokens per KV block in the KV events the router reads (default 16). */
@@ -45,6 +51,7 @@ export interface LlamaCppConfig {
   readonly contextSize: number;
   readonly batchSize: number;
   readonly minPrefillChunk: number;
+  readonly lockstep: boolean;
   readonly threads: number;
   readonly blockSize: number;
   readonly kvEvents: 'armature' | 'none';
@@ -59,6 +66,7 @@ export const LLAMACPP_DEFAULTS = {
   contextSize: 4096,
   batchSize: 512,
   minPrefillChunk: 64,
+  lockstep: true,
   blockSize: 16,
   kvEvents: 'armature',
   dpRank: null,
@@ -97,6 +105,8 @@ export function compileLlamaCppOptions(options: LlamaCppOptions = {}): LlamaCppC
   const kvEvents = options.kvEvents ?? d.kvEvents;
   if (kvEvents !== 'armature' && kvEvents !== 'none')
     throw bad('kvEvents', `expected armature or none, got ${JSON.stringify(kvEvents)}`);
+  const lockstep = options.lockstep ?? d.lockstep;
+  if (typeof lockstep !== 'boolean') throw bad('lockstep', `expected true or false, got ${JSON.stringify(lockstep)}`);
   const dpRank = options.dpRank ?? d.dpRank;
   if (dpRank !== null && (typeof dpRank !== 'number' || !Number.isSafeInteger(dpRank) || dpRank < 0))
     throw bad('dpRank', 'expected a non-negative integer or null');
@@ -109,6 +119,7 @@ export function compileLlamaCppOptions(options: LlamaCppOptions = {}): LlamaCppC
     contextSize: positiveInt(options.contextSize, 'contextSize', d.contextSize),
     batchSize: positiveInt(options.batchSize, 'batchSize', d.batchSize),
     minPrefillChunk: positiveInt(options.minPrefillChunk, 'minPrefillChunk', d.minPrefillChunk),
+    lockstep,
     threads: positiveInt(options.threads, 'threads', Math.max(1, Math.floor(availableParallelism() / 2))),
     blockSize: positiveInt(options.blockSize, 'blockSize', d.blockSize),
     kvEvents,

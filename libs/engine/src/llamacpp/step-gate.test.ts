@@ -104,4 +104,13 @@ describe('StepGate', () => {
     gate.leave(1);
     expect(gate.holdFor(0)).toBe(false); // nothing decoding: never wait
   });
+
+  it('never waits nor holds without lockstep', async () => {
+    const gate = new StepGate(false);
+    await Promise.all([gate.step(0), gate.step(1)]);
+    await turn();
+    gate.landed(0);
+    await gate.step(0); // slot 1's token is outstanding, yet slot 0 goes on
+    expect(gate.holdFor(0)).toBe(false);
+  });
 });

@@ -31,6 +31,9 @@ export class StepGate {
   private started = 0;
   private holds = 0;
 
+  /** @param lockstep false: slots never wait and batches are never held (node-llama-cpp's own timing) */
+  constructor(private readonly lockstep = true) {}
+
   /** Called each time a batch is put together, before llama.cpp evaluates it. */
   onBatch: () => void = () => {};
 
@@ -59,7 +62,7 @@ export class StepGate {
    * MAX_HOLDS looks in a row the batch goes ahead with what is there.
    */
   holdFor(queuedDecodes: number): boolean {
-    if (queuedDecodes < this.inflight.size && this.holds < MAX_HOLDS) {
+    if (this.lockstep && queuedDecodes < this.inflight.size && this.holds < MAX_HOLDS) {
       this.holds++;
       return true;
     }
@@ -84,7 +87,7 @@ export class StepGate {
 
   /** Waits until no decoding slot has a token outstanding; the slot then counts as asking for its next one. */
   async step(slot: number): Promise<void> {
-    if (!this.open) {
+    if (this.lockstep && !this.open) {
       if (this.inflight.size > 0) await new Promise<void>((resolve) => this.waiting.push(resolve));
       else this.release();
     }
