@@ -15,7 +15,7 @@ import { resolve } from 'node:path';
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Llama, Token } from 'node-llama-cpp';
 import { computeBlockHashes, computeSequenceHashes, type KvEvent, type KvEventBatch } from '@armature/kv';
 import { ArmatureError, asArmatureError, createLogger, type ModelCard } from '@armature/runtime';
-import { mergeInto, OutputStream } from '../output-stream.js';
+import { OutputStream } from '../output-stream.js';
 import type {
   Engine,
   EngineLoad,
@@ -28,15 +28,13 @@ import type {
 } from '../types.js';
 import { KvTracker } from './kv-tracker.js';
 import { StepGate } from './step-gate.js';
+import { Outbox } from './outbox.js';
 import { prefillChunkStrategy } from './batch-strategy.js';
 import { SequenceStates, STATE_BLOCK_BYTES, type Reservation } from './sequence-states.js';
 import { compileLlamaCppOptions, type LlamaCppConfig, type LlamaCppOptions } from './options.js';
 import { ensureTestModel } from './test-model.js';
 
 const log = createLogger('engine/llamacpp');
-
-/** How long an output waits for the next batch to start before it is delivered anyway. */
-const FALLBACK_DELIVERY_MS = 1;
 
 interface Job {
   request: EngineRequest;
@@ -87,14 +85,8 @@ export class LlamaCppEngine implements Engine {
   readonly vocabSize: number;
   readonly kv: KvTransferHooks;
   private readonly states: SequenceStates;
-  /**
-   * Outputs produced since the last delivery. Tokens reach their consumers (the gRPC stream)
-   * on the next event-loop turn, after llama.cpp has its next step queued, so the consumers'
-   * work overlaps the evaluation instead of delaying it.
-   */
-  private readonly outbox = new Map<Job, EngineOutput>();
-  private deliveryScheduled = false;
-  private fallbackScheduled = false;
+  /** Outputs not yet handed to their streams: they go out once the next batch is on its way. */
+  private readonly outbox: Outbox<Job>;
   private readonly gate: StepGate;
 
   constructor(
@@ -107,7 +99,7 @@ export class LlamaCppEngine implements Engine {
     gate = new StepGate(),
   ) {
     this.gate = gate;
-    gate.onBatch = () => this.scheduleDelivery();
+    this.outbox = new Outbox<Job>(gate, (job, out) => job.stream.push(out));
     this.slots = sequences.map((sequence, index) => ({ index, sequence, job: undefined, lastUsed: 0 }));
     this.tracker = new KvTracker(config.blockSize, sequences.length);
     const embedding = model.fileInfo.tensorInfo?.find((t) => t.name === 'token_embd.weight');
@@ -422,7 +414,7 @@ export class LlamaCppEngine implements Engine {
         generated++;
         const finish = this.finishReasonOf(request, raw, generated);
         if (finish) out.finishReason = finish;
-        this.emit(job, out);
+        this.outbox.add(job, out);
         if (out.finishReason) {
           finished = true;
           break;
@@ -434,7 +426,7 @@ export class LlamaCppEngine implements Engine {
       this.gate.leave(slot.index);
       if (!finished && !job.cancelled && !first) {
         // The evaluation ended on its own (the sequence is full): say so rather than leave the stream open-ended.
-        this.emit(job, { tokenIds: [], finishReason: 'length' });
+        this.outbox.add(job, { tokenIds: [], finishReason: 'length' });
       }
       if (!first || job.cancelled) this.track(slot, seq.contextTokens);
       if (job.exportFor && !first && !job.cancelled && !this.finishReasonOf(job.exportFor, lastToken!, 1))
@@ -456,7 +448,7 @@ export class LlamaCppEngine implements Engine {
     const waitingAt = this.waiting.indexOf(job);
     if (waitingAt >= 0) this.waiting.splice(waitingAt, 1);
     if (notify) {
-      this.deliver(job);
+      this.outbox.flush(job);
       job.stream.push({ tokenIds: [], finishReason: 'cancelled' });
     }
     // A running job's slot is freed by serve() after the token in flight.
@@ -464,53 +456,8 @@ export class LlamaCppEngine implements Engine {
     this.emitLoad();
   }
 
-  /**
-   * Queues an output, merged with any not yet delivered. Outputs go out right after the next
-   * batch is put together (`scheduleDelivery`, on each batch), so consumers work while
-   * llama.cpp evaluates. Should no batch start within a millisecond and none be about to be
-   * dispatched (this slot waits for slots whose batch is already running, or nothing else
-   * runs), they go out then. (Not on the next turn: the other tokens of a step can take
-   * longer than a turn to be sampled, and delivering before they are would put the
-   * consumers' work ahead of the next batch again.)
-   */
-  private emit(job: Job, out: EngineOutput): void {
-    const queued = this.outbox.get(job);
-    if (queued) mergeInto(queued, out);
-    else this.outbox.set(job, out);
-    if (this.fallbackScheduled) return;
-    this.fallbackScheduled = true;
-    const batches = this.gate.batches;
-    setTimeout(() => {
-      this.fallbackScheduled = false;
-      if (this.gate.batches !== batches || this.gate.dispatchPending) return;
-      this.deliverAll();
-    }, FALLBACK_DELIVERY_MS);
-  }
-
-  /** Delivers the outbox on the next turn: after the batch being put together has started evaluating. */
-  private scheduleDelivery(): void {
-    if (this.deliveryScheduled || this.outbox.size === 0) return;
-    this.deliveryScheduled = true;
-    setImmediate(() => {
-      this.deliveryScheduled = false;
-      this.deliverAll();
-    });
-  }
-
-  private deliverAll(): void {
-    for (const job of [...this.outbox.keys()]) this.deliver(job);
-  }
-
-  /** Hands a job's undelivered output to its stream now. */
-  private deliver(job: Job): void {
-    const out = this.outbox.get(job);
-    if (!out) return;
-    this.outbox.delete(job);
-    job.stream.push(out);
-  }
-
   private finishJob(job: Job, error = job.failure): void {
-    this.deliver(job);
+    this.outbox.flush(job);
     // An imported state never restored (cancelled while queued, a failure, shutdown) frees its staging blocks.
     if (job.importFrom) {
       this.states.drop(job.importFrom);
