@@ -5,8 +5,10 @@
 // request takes the free slot sharing the longest prefix with its prompt, erases the rest
 // and evaluates only the new tokens. The slots' token lists become KV events (KvTracker)
 // so the router sees what this worker caches. Requests beyond the slots wait, in order.
-// Decoding slots step together (StepGate), so each step is one batch of all their tokens,
-// and a step's tokens reach their consumers only once the next batch is on its way.
+// Decoding slots step together (StepGate), so each step is one batch of all their tokens
+// and they ride in every batch while prompts are evaluated; prompts go in chunks of at
+// least 64 tokens (batch-strategy.ts); a step's tokens reach their consumers (Outbox) only
+// once the next batch is on its way.
 // Disaggregation: node-llama-cpp moves KV only as a whole sequence state (a file), so a
 // prefill saves the prompt's state into staging blocks of the transfer region (pinned
 // until released), and a decode worker pulls those blocks, restores the state into a slot
