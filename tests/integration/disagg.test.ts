@@ -70,6 +70,8 @@ describe('disaggregated prefill and decode', () => {
 
   const remoteDecisions = (metrics: string): number =>
     Number(/armature_router_disagg_decisions_total\{[^}]*mode="remote-prefill"[^}]*\} (\d+)/.exec(metrics)?.[1] ?? 0);
+  const fallbacks = (metrics: string): number =>
+    Number(/^armature_router_prefill_fallbacks_total (\d+)/m.exec(metrics)?.[1] ?? 0);
 
   async function complete(tokens: number[], options: { pin?: string; maxTokens?: number } = {}): Promise<Completion> {
     const { data, response } = await client.completions
@@ -243,6 +245,7 @@ describe('disaggregated prefill and decode', () => {
     let rest: number[];
     let viaFrontend: Completion;
     const remoteBefore = remoteDecisions(await routerMetrics());
+    const fallbacksBefore = fallbacks(await routerMetrics());
     let waitedMs: number;
     try {
       // Through the frontend (routed while the worker is still in discovery), the hung
@@ -259,6 +262,8 @@ describe('disaggregated prefill and decode', () => {
     expect(viaFrontend.prefillWorker).toBeNull();
     expect(viaFrontend.completionTokens).toBe(24);
     expect(remoteDecisions(await routerMetrics())).toBe(remoteBefore + 1);
+    // The frontend told the router: the prefill's load moved to the decode worker.
+    await expect.poll(async () => fallbacks(await routerMetrics())).toBe(fallbacksBefore + 1);
     expect(waitedMs).toBeGreaterThanOrEqual(950);
     expect(await metric('decode-0', 'armature_worker_remote_prefill_total', 'outcome="transfer_failed"')).toBe(1);
     // A timeout, or 'closed' when the stopped worker's lease ran out first and the decode

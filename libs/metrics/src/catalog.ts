@@ -163,6 +163,11 @@ export const METRICS = {
     help: 'How prompts were prefilled: aggregated, local-prefill or remote-prefill, and why.',
     labels: ['model', 'mode', 'reason'],
   },
+  armature_router_prefill_fallbacks_total: {
+    type: 'counter',
+    help: 'Prompts routed to a prefill worker that were prefilled on the decode worker instead (the frontend fell back).',
+    labels: [],
+  },
   armature_router_prefill_queue_tokens: {
     type: 'gauge',
     help: 'Prompt tokens this router has placed on each prefill worker and not yet seen prefilled.',

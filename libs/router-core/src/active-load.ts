@@ -23,6 +23,8 @@ export interface ActiveRequest {
 interface Entry {
   workerId: string;
   prefillTokens: number;
+  /** Prefill tokens as routed (restorePrefill puts them back). */
+  routedPrefillTokens: number;
   blockKeys: number[];
   /** Blocks of this request not shared with anyone: its partial last block. */
   ownBlocks: number;
@@ -78,7 +80,15 @@ export class ActiveLoadTracker {
     }
     const ownBlocks = promptBlocks - fullBlocks;
     const prefillTokens = Math.max(0, request.prefillTokens);
-    this.byRequest.set(requestId, { workerId, prefillTokens, blockKeys, ownBlocks, startedAt: now, origin });
+    this.byRequest.set(requestId, {
+      workerId,
+      prefillTokens,
+      routedPrefillTokens: prefillTokens,
+      blockKeys,
+      ownBlocks,
+      startedAt: now,
+      origin,
+    });
     t.requests++;
     t.prefillTokens += prefillTokens;
     t.ownBlocks += ownBlocks;
@@ -91,6 +101,21 @@ export class ActiveLoadTracker {
     const t = this.byWorker.get(e.workerId);
     if (t) t.prefillTokens -= e.prefillTokens;
     e.prefillTokens = 0;
+    return true;
+  }
+
+  /**
+   * The request's prompt is computed on its worker after all (its prefill had been counted
+   * elsewhere): its prefill tokens as routed count again, once. Returns false if unknown.
+   */
+  restorePrefill(requestId: string): boolean {
+    const e = this.byRequest.get(requestId);
+    if (!e) return false;
+    if (e.prefillTokens === 0) {
+      e.prefillTokens = e.routedPrefillTokens;
+      const t = this.byWorker.get(e.workerId);
+      if (t) t.prefillTokens += e.prefillTokens;
+    }
     return true;
   }
 

@@ -73,6 +73,20 @@ describe('ActiveLoadTracker', () => {
     expect(t.of('w')).toEqual({ requests: 0, prefillTokens: 0, decodeBlocks: 0 });
   });
 
+  it('counts a completed prefill again, once, when it moves back to the worker', () => {
+    const t = new ActiveLoadTracker();
+    t.add('r', 'w', { prefillTokens: 100, blockHashes: limbs(tokens(0, 28)), promptBlocks: 7 });
+    t.prefillComplete('r'); // counted on a prefill worker instead
+    expect(t.of('w').prefillTokens).toBe(0);
+    expect(t.restorePrefill('r')).toBe(true);
+    expect(t.restorePrefill('r')).toBe(true); // idempotent
+    expect(t.of('w').prefillTokens).toBe(100);
+    expect(t.restorePrefill('nobody')).toBe(false);
+    t.prefillComplete('r');
+    expect(t.free('r')).toBe('w');
+    expect(t.of('w')).toEqual({ requests: 0, prefillTokens: 0, decodeBlocks: 0 });
+  });
+
   it('counts a prefix shared by in-flight requests once, and partial last blocks per request', () => {
     const t = new ActiveLoadTracker();
     const shared = tokens(0, 16); // 4 full blocks
@@ -197,6 +211,9 @@ describe('KvRouter', () => {
     const prompt = tokens(0, 32);
     const out = a.route(ws, { requestId: 'r', model: 'm', tokenIds: prompt })!;
     a.prefillComplete('r');
+    a.prefillLocal('r'); // a remote prefill fell back: the prefill counts here again
+    expect(a.active.of(out.worker.instanceId).prefillTokens).toBe(32);
+    a.prefillComplete('r');
     for (const op of ops) b.applyRemote(op, 'router-a');
     expect(b.active.of(out.worker.instanceId)).toEqual(a.active.of(out.worker.instanceId));
     // b predicts the same cache, so it agrees on where the prompt's prefix lives.
@@ -205,7 +222,7 @@ describe('KvRouter', () => {
     expect(onB.overlapBlocks).toBe(8);
     a.free('r');
     b.applyRemote(ops.at(-1)!, 'router-a');
-    expect(ops.map((o) => o.op)).toEqual(['add', 'prefill', 'free']);
+    expect(ops.map((o) => o.op)).toEqual(['add', 'prefill', 'local_prefill', 'prefill', 'free']);
     expect(b.active.of(out.worker.instanceId).requests).toBe(1); // only r2, b's own
   });
 

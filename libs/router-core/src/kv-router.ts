@@ -91,6 +91,8 @@ export type ActiveLoadOp =
       approximate: boolean;
     }
   | { op: 'prefill'; requestId: string }
+  /** The prompt is prefilled on the request's worker after all: its prefill counts again. */
+  | { op: 'local_prefill'; requestId: string }
   | { op: 'free'; requestId: string };
 
 const ZERO_OVERLAP: Readonly<KvOverlap> = Object.freeze({ blocks: 0, device: 0, host: 0, disk: 0, remote: 0 });
@@ -242,6 +244,13 @@ export class KvRouter {
     return known;
   }
 
+  /** The prompt is prefilled on the request's worker after all (a remote prefill fell back). */
+  prefillLocal(requestId: string): boolean {
+    const known = this.active.restorePrefill(requestId);
+    if (known) this.emit({ op: 'local_prefill', requestId });
+    return known;
+  }
+
   /** The request ended; returns the worker it was on. */
   free(requestId: string): string | undefined {
     const worker = this.active.free(requestId);
@@ -262,6 +271,9 @@ export class KvRouter {
       }
       case 'prefill':
         this.active.prefillComplete(op.requestId);
+        return;
+      case 'local_prefill':
+        this.active.restorePrefill(op.requestId);
         return;
       case 'free':
         this.active.free(op.requestId);

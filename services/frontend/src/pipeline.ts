@@ -196,7 +196,10 @@ export async function* run(
           route.prefill.grpcAddress,
           ctx,
         );
-        if (prefilled) {
+        // The prefill worker failed or timed out: the decode worker prefills, and the router
+        // moves the prefill's load there.
+        if (!prefilled) upstream.notifyPrefillLocal(routeId);
+        else {
           upstream.notifyPrefillComplete(routeId);
           started = true;
           const first = prefilled.response;

@@ -161,6 +161,12 @@ export class Upstream {
     });
   }
 
+  notifyPrefillLocal(requestId: string): void {
+    this.routedBy.get(requestId)?.markPrefillLocal({ requestId }, (err) => {
+      if (err) log.debug('markPrefillLocal failed', { requestId, err: err.message });
+    });
+  }
+
   notifyFree(requestId: string): void {
     const client = this.routedBy.get(requestId);
     this.routedBy.delete(requestId);

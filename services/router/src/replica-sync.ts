@@ -1,6 +1,6 @@
 // Router replicas share the active load they place on workers, so that every replica's
 // cost function sees the requests the others sent: each replica publishes its add /
-// prefill-complete / free changes on its own event-plane socket (topic `active`) and
+// prefill-complete / local-prefill / free changes on its own event-plane socket (topic `active`) and
 // applies the ones the other replicas publish, for both pools of a disaggregated
 // deployment (decode, and prefill). Predictions for workers in approximate
 // mode travel with the adds, so the replicas predict the same caches. A replica that
@@ -64,6 +64,7 @@ function fromWire(w: WireOp): ActiveLoadOp {
   if (typeof w.requestId !== 'string') throw new Error('requestId missing');
   switch (w.op) {
     case 'prefill':
+    case 'local_prefill':
     case 'free':
       return { op: w.op, requestId: w.requestId };
     case 'add': {

@@ -173,8 +173,20 @@ describe('Router: disaggregated pairs', () => {
     expect(kv.active.of('d0').requests).toBe(3);
     for (const id of ['bb', 'ccc', 'eeee']) router.free(id);
     expect(kv.active.size).toBe(0);
+    // The frontend fell back to a local prefill: the load moves from p0 to d0.
+    const fallback = await router.route(request('fffffff', 'm', 200));
+    expect(fallback.prefill!.instanceId).toBe('p0');
+    expect(kv.active.of('d0').prefillTokens).toBe(0);
+    router.markPrefillLocal('fffffff');
+    expect(router.disagg.prefill.active.size).toBe(0);
+    expect(kv.active.of('d0').prefillTokens).toBe(200);
+    expect(await metrics.registry.getSingleMetricAsString('armature_router_prefill_fallbacks_total')).toMatch(/ 1$/m);
+    router.markPrefillComplete('fffffff');
+    expect(kv.active.of('d0').prefillTokens).toBe(0);
+    router.free('fffffff');
+    expect(kv.active.size).toBe(0);
     expect(await metrics.registry.getSingleMetricAsString('armature_router_disagg_decisions_total')).toMatch(
-      /mode="remote-prefill",reason="remote"} 1/,
+      /mode="remote-prefill",reason="remote"} 2/,
     );
 
     await prefill.unregister();

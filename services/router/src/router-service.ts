@@ -1,7 +1,7 @@
 // The Router gRPC service: for each request, the candidates (workers serving the model
 // whose KV state is loaded, minus excluded ones, or the pinned one), a decision by the
 // KvRouter (index lookup, busy filter, policy), and the load it places (Route /
-// MarkPrefillComplete / Free). When prefill workers serve the model, the DisaggRouter
+// MarkPrefillComplete / MarkPrefillLocal / Free). When prefill workers serve the model, the DisaggRouter
 // picks a (prefill, decode) pair or keeps the prefill on the decode worker (short
 // uncached remainder, saturated prefill pool). When every decode worker is busy the
 // request waits in a bounded queue and is placed as load frees up; a full queue or a long
@@ -12,6 +12,8 @@ import type {
   FreeResponse,
   MarkPrefillCompleteRequest,
   MarkPrefillCompleteResponse,
+  MarkPrefillLocalRequest,
+  MarkPrefillLocalResponse,
   RouteRequest,
   RouteResponse,
   RouterServer,
@@ -340,6 +342,18 @@ export class Router {
     if (decode || prefillWorker) this.pump();
   }
 
+  /**
+   * The prompt routed to a prefill worker is prefilled on the decode worker instead: the
+   * prefill worker's share ends and the decode worker's prefill counts again (until
+   * MarkPrefillComplete).
+   */
+  markPrefillLocal(requestId: string): void {
+    const prefillWorker = this.disagg.prefill.free(requestId);
+    if (prefillWorker) this.publishPrefillQueue(prefillWorker);
+    if (this.kv.prefillLocal(requestId)) this.metrics.get('armature_router_prefill_fallbacks_total').inc();
+    if (prefillWorker) this.pump();
+  }
+
   /** The request ended: its load is released. (A waiting request leaves the queue by cancelling its Route.) */
   free(requestId: string): void {
     const prefillWorker = this.disagg.prefill.free(requestId);
@@ -396,6 +410,10 @@ export function routerGrpcHandlers(router: Router): RouterServer {
     },
     markPrefillComplete: unary<MarkPrefillCompleteRequest, MarkPrefillCompleteResponse>((req) => {
       router.markPrefillComplete(req.requestId);
+      return {};
+    }),
+    markPrefillLocal: unary<MarkPrefillLocalRequest, MarkPrefillLocalResponse>((req) => {
+      router.markPrefillLocal(req.requestId);
       return {};
     }),
     free: unary<FreeRequest, FreeResponse>((req) => {
