@@ -94,7 +94,16 @@ describe('ReplicaSync across pools', () => {
     expect(b.prefill.active.of('d0').requests).toBe(0);
     expect(b.decode.active.of('d0').prefillTokens).toBe(0);
 
+    // The remote prefill fell back: the prefill counts on the decode worker again, on both.
     a.prefill.free('x');
+    a.decode.prefillLocal('x');
+    await waitFor(
+      () => b.prefill.active.size === 0 && b.decode.active.of('d0').prefillTokens === 64,
+      2_000,
+      20,
+      'replica r1 hearing the local prefill',
+    );
+
     a.decode.free('x');
     await waitFor(() => b.prefill.active.size === 0 && b.decode.active.size === 0, 2_000);
   });
