@@ -113,4 +113,21 @@ describe('StepGate', () => {
     await gate.step(0); // slot 1's token is outstanding, yet slot 0 goes on
     expect(gate.holdFor(0)).toBe(false);
   });
+
+  it('closes the window when the next batch starts: a later slot waits for the next step', async () => {
+    const gate = new StepGate();
+    await gate.step(0);
+    await turn();
+    gate.landed(0);
+    await gate.step(0); // slot 0 is let go: the window opens
+    gate.batchStarted(); // ...and its batch starts without slot 1
+    let passed = false;
+    const s1 = gate.step(1).then(() => (passed = true)); // slot 1's first token, in the same turn
+    await turn();
+    expect(passed).toBe(false); // it would miss the running batch: it waits for slot 0's token
+    gate.landed(0);
+    await gate.step(0);
+    await s1;
+    expect(gate.outstanding).toBe(2);
+  });
 });

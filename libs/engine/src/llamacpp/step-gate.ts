@@ -7,9 +7,9 @@
 // all of them ask for their next token together.
 //
 // A slot still evaluating its prompt is not waited for (a long prompt spans several
-// batches); it joins the group with its first token. Until the turn ends, a group just let
-// go is open: a slot whose token came from the same batch goes with it rather than waiting
-// for the group's next tokens.
+// batches); it joins the group with its first token. Until the turn ends or the next batch
+// starts, a group just let go is open: a slot whose token came from the same batch goes
+// with it rather than waiting for the group's next tokens.
 //
 // The gate also sees node-llama-cpp's batches start: it schedules their dispatch (the
 // context's `batching.dispatchSchedule`) and is told when one is put together
@@ -25,7 +25,7 @@ export class StepGate {
   private readonly inflight = new Set<number>();
   /** Slots that have handled their token and wait for the others. */
   private waiting: Array<() => void> = [];
-  /** Set from a release to the end of that turn: slots stepping now join the group let go. */
+  /** Set from a release to the end of that turn or the next batch: slots stepping now join the group let go. */
   private open = false;
   private dispatchQueued = false;
   private started = 0;
@@ -48,6 +48,8 @@ export class StepGate {
 
   /** A batch is being put together (called by the prioritization strategy). */
   batchStarted(): void {
+    // A slot stepping from now on would miss this batch: it waits for the next step.
+    this.open = false;
     this.started++;
     this.onBatch();
   }
