@@ -80,3 +80,16 @@ export class InFlight {
     return this.count === 0 ? Promise.resolve() : new Promise((resolve) => this.waiters.push(resolve));
   }
 }
+
+/**
+ * Whether a process with this pid exists (on this host), for sweeping what a crashed
+ * process left behind (shared memory, temporary files). EPERM: it exists, owned by another user.
+ */
+export function isProcessAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}

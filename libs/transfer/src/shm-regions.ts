@@ -4,7 +4,7 @@
 // first allocation in a process also sweeps objects whose owner died without unlinking
 // them (a SIGKILL). Peers map these objects by name; this file only creates and removes them.
 import { readdirSync } from 'node:fs';
-import { ArmatureError } from '@armature/runtime';
+import { ArmatureError, isProcessAlive } from '@armature/runtime';
 import { nativeErrorCode, type NativeTransfer } from './native.js';
 import { MemoryRegion } from './region.js';
 
@@ -98,20 +98,11 @@ function sweepStaleShm(native: NativeTransfer): void {
   }
   for (const name of names) {
     const pid = Number(OWNED.exec(name)?.[1]);
-    if (!pid || pid === process.pid || isAlive(pid)) continue;
+    if (!pid || pid === process.pid || isProcessAlive(pid)) continue;
     try {
       native.shmUnlink(`/${name}`);
     } catch {
       // another process swept it first
     }
-  }
-}
-
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }

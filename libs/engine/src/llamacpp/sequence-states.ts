@@ -6,24 +6,51 @@
 // blocks, the pins and the reservations; it does not choose slots or evaluate tokens.
 // The state files live in memory (/dev/shm) where the system has it, so a state crosses
 // no disk on its way between the context and the transfer region.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { readFile, unlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { LlamaContextSequence } from 'node-llama-cpp';
-import { ArmatureError } from '@armature/runtime';
+import { ArmatureError, isProcessAlive } from '@armature/runtime';
 import type { ImportPlan } from '../types.js';
 
-/** A private directory for state files: in /dev/shm (memory) when it can be made there, else the temp dir. */
+const STATE_DIR_PREFIX = 'armature-llamacpp-';
+const OWNED_STATE_DIR = /^armature-llamacpp-(\d+)-/;
+
+/**
+ * A private directory for state files, named after this process: in /dev/shm (memory) when
+ * it can be made there, else the temp dir. Directories there whose owner process is gone
+ * (a worker killed before it could clean up) are removed first.
+ */
 function stateDirectory(): string {
   for (const base of ['/dev/shm', tmpdir()]) {
+    sweepStateDirectories(base);
     try {
-      return mkdtempSync(join(base, 'armature-llamacpp-'));
+      return mkdtempSync(join(base, `${STATE_DIR_PREFIX}${process.pid}-`));
     } catch {
       // not there, or not writable: the next one
     }
   }
-  return mkdtempSync(join(tmpdir(), 'armature-llamacpp-')); // throws the real error
+  return mkdtempSync(join(tmpdir(), `${STATE_DIR_PREFIX}${process.pid}-`)); // throws the real error
+}
+
+/** Best effort: what cannot be read or removed stays. */
+function sweepStateDirectories(base: string): void {
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return;
+  }
+  for (const name of names) {
+    const pid = Number(OWNED_STATE_DIR.exec(name)?.[1]);
+    if (!pid || pid === process.pid || isProcessAlive(pid)) continue;
+    try {
+      rmSync(join(base, name), { recursive: true, force: true });
+    } catch {
+      // another process's, or removed meanwhile
+    }
+  }
 }
 
 /** Bytes per staging block of an exported sequence state. */
