@@ -1,8 +1,9 @@
 // The engine contract: what a worker service drives, whatever computes the tokens (the
-// mocker now; the reference transformer and llama.cpp later). Engines know nothing of
-// transport: the worker service forwards their KV events and load to the event plane.
+// mocker, with simulated timing; llama.cpp, with a real GGUF model). Engines know nothing
+// of transport: the worker service forwards their KV events and load to the event plane.
+// The checks a request must pass are request.ts's, shared by both engines.
 import type { KvEvent, KvEventBatch } from '@armature/kv';
-import type { ModelCard } from '@armature/runtime';
+import type { ModelCard, WorkerLoad } from '@armature/runtime';
 
 /** One generation request, already tokenized (the frontend owns templates and text). */
 export interface EngineRequest {
@@ -32,45 +33,51 @@ export interface EngineOutput {
   promptTokens?: number;
 }
 
-/** What an engine is busy with (proto WorkerLoad). */
-export interface EngineLoad {
-  /** KV blocks held by running sequences. */
-  activeDecodeBlocks: number;
-  /** Prompt tokens not yet computed, waiting and running requests together. */
-  activePrefillTokens: number;
-  waitingRequests: number;
-  runningRequests: number;
-  /** Used device KV blocks / total, in [0, 1]. */
-  kvUsage: number;
-}
+/**
+ * What an engine is busy with: the worker's load, one type with @armature/runtime's
+ * WorkerLoad. activeDecodeBlocks is, for llama.cpp, the running slots' tokens in blocks of
+ * blockSize; kvUsage is the mocker's used blocks / total and llama.cpp's held tokens / all
+ * slots' context.
+ */
+export type EngineLoad = WorkerLoad;
 
 export interface Engine {
   readonly card: ModelCard;
   /**
    * Starts a request and streams its output. Aborting `signal` frees everything the request
    * holds and ends the stream with finishReason 'cancelled'. Throws
-   * ArmatureError('invalid_argument', ...) for a request that can never run (empty prompt,
-   * prompt + max_tokens beyond the context, ...).
+   * ArmatureError('invalid_argument', ...) for a request that can never run
+   * (validateEngineRequest's reasons, and `duplicate_request_id` for an id in use), and
+   * ArmatureError('unavailable', 'engine_closed') once close() was called.
    */
   generate(request: EngineRequest, signal: AbortSignal): AsyncIterable<EngineOutput>;
   /** Current load. */
   load(): EngineLoad;
-  /** Subscribes to KV events (one batch per scheduler step at most); returns the unsubscribe. */
+  /**
+   * Subscribes to KV events, batches in the order the cache changed (the mocker: one per
+   * pass or flush at most; llama.cpp: one per change of a slot's tokens); returns the unsubscribe.
+   */
   onKvEvents(listener: (batch: KvEventBatch) => void): () => void;
-  /** Subscribes to load changes (at most once per scheduler step); returns the unsubscribe. */
+  /**
+   * Subscribes to load changes (the mocker: at most once per pass or flush, when it
+   * changed; llama.cpp: whenever a request is queued, starts, produces its first token,
+   * is cancelled or ends);
+   * returns the unsubscribe.
+   */
   onLoad(listener: (load: EngineLoad) => void): () => void;
   /** BlockStored events for every cached block, parents before children (a full dump). */
   kvSnapshot(): KvEvent[];
   /** Stops the engine; streams still open fail with ArmatureError('unavailable'). */
   close(): Promise<void>;
-  /** Disaggregation hooks, on engines that can export and import KV (the mocker does). */
+  /** Disaggregation hooks, on engines that can export and import KV (both engines have them). */
   readonly kv?: KvTransferHooks;
 }
 
 /**
- * Shape of a KV cache's bytes. Block layout is "fully contiguous" (as Dynamo's KVBM): block
- * i at byte i × blockBytes, inside it [layer][K then V][slot (token in block)][kvHeads ×
- * headDim elements].
+ * Shape of a KV cache's bytes. Format 'blocks' (the mocker): block layout "fully
+ * contiguous" (as Dynamo's KVBM), block i at byte i × blockBytes, inside it [layer][K then
+ * V][slot (token in block)][kvHeads × headDim elements]. Format 'state' (llama.cpp): the
+ * model's KV shape, which a decode worker must match; the bytes are an opaque state.
  */
 export interface KvCacheLayout {
   numLayers: number;
@@ -91,7 +98,10 @@ export interface PrefillResult {
   /** Prompt tokens served from this engine's prefix cache. */
   cachedTokens: number;
   promptTokens: number;
-  /** Blocks holding the prompt's KV, in token order, a partial last block included (ceil(prompt/blockSize) ids). */
+  /**
+   * Blocks holding the prompt's KV: format 'blocks', in token order, a partial last block
+   * included (ceil(prompt/blockSize) ids); format 'state', the staging blocks of the state.
+   */
   blockIds: number[];
   /**
    * Sequence hashes (as the router uses: computeSequenceHashes(computeBlockHashes(prompt,
@@ -129,13 +139,14 @@ export interface KvTransferHooks {
    */
   readonly format?: 'blocks' | 'state';
   readonly layout: KvCacheLayout;
-  /** numLayers × 2 × kvHeads × headDim × dtypeBytes × blockSize. */
+  /** Format 'blocks': numLayers × 2 × kvHeads × headDim × dtypeBytes × blockSize; 'state': a staging block (256 KiB). */
   readonly blockBytes: number;
   readonly totalBlocks: number;
   /**
    * Puts the KV cache's bytes in `memory` (at least totalBlocks × blockBytes bytes; e.g. a
    * transfer library region). Call before the first request; throws if too small or called
-   * twice. Until attached the engine keeps no bytes (writes and checks are skipped).
+   * twice. Until attached the mocker keeps no bytes (writes and checks are skipped), and
+   * llama.cpp refuses prefills and imports (`no_kv_memory`).
    */
   attachMemory(memory: Uint8Array): void;
   /**
@@ -154,15 +165,19 @@ export interface KvTransferHooks {
    * Holds blocks for a remote prefill's KV: the cached prefix plus fresh blocks for the rest
    * (format 'state': staging blocks for `stateBytes` bytes). undefined when the free blocks
    * do not suffice (the caller then prefills locally). Throws
-   * ArmatureError('invalid_argument') for an empty prompt or an id already in use.
+   * ArmatureError('invalid_argument') for an empty prompt or an id already in use (the
+   * mocker: also a bad id or token id; llama.cpp: also a missing stateBytes).
    */
   reserveImport(requestId: string, tokenIds: readonly number[], stateBytes?: number): ImportPlan | undefined;
   /**
-   * The pulled bytes are in place: checks them (every imported token row's fingerprint, when
-   * memory is attached) and registers the imported full blocks in the prefix cache
-   * (BlockStored events). Returns false — freeing the reservation — when any byte check
-   * fails. After true, generate() with this requestId and firstToken decodes from the
-   * imported KV without recomputing the prompt. Throws if no reservation.
+   * The pulled bytes are in place. Format 'blocks': checks them (every imported token row's
+   * fingerprint, when memory is attached) and registers the imported full blocks in the
+   * prefix cache (BlockStored events); returns false, freeing the reservation, when any
+   * byte check fails. Format 'state': always true; the state is checked when generate()
+   * restores it (one that does not hold the prompt is dropped and the prompt prefilled
+   * locally). After true, generate() with this requestId and firstToken decodes from the
+   * imported KV without recomputing the prompt. Throws ArmatureError('not_found') if no
+   * reservation.
    */
   commitImport(requestId: string): boolean;
   /** Frees a reservation, committed or not, that generate() has not taken; no-op when unknown. */

@@ -3,12 +3,7 @@
 // templates leave BOS to the caller (`tokenizer.bosTokenIds`); `gguf`, the model file's own
 // template rendered by its tokenizer, includes it.
 import { ArmatureError } from '@armature/runtime';
-import type { Tokenizer } from './tokenizer.js';
-
-export interface ChatMessage {
-  role: string;
-  content: string;
-}
+import type { ChatMessage, Tokenizer } from './types.js';
 
 type Segment = { text: string; special: boolean };
 

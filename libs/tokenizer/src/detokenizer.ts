@@ -1,7 +1,7 @@
 // Incremental detokenization. A token can end in the middle of a UTF-8 character (byte
 // tokens); decoding each token alone would emit U+FFFD. We decode a sliding window and
 // emit text only once it no longer ends in an incomplete character (vLLM's method).
-import type { Tokenizer } from './tokenizer.js';
+import type { Tokenizer } from './types.js';
 
 const REPLACEMENT = '\uFFFD';
 

@@ -6,8 +6,7 @@
 import { isAbsolute } from 'node:path';
 import type { ChatHistoryItem, ChatWrapper, Llama, LlamaModel, Token } from 'node-llama-cpp';
 import { ArmatureError, createLogger } from '@armature/runtime';
-import type { ChatMessage } from './chat-template.js';
-import type { Tokenizer } from './tokenizer.js';
+import type { ChatMessage, Tokenizer } from './types.js';
 
 const log = createLogger('tokenizer/gguf');
 

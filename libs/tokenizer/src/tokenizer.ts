@@ -2,25 +2,8 @@
 // `gpt-tokenizer:o200k_base`, or `gguf:/models/x.gguf` for a llama.cpp worker); the frontend
 // must tokenize exactly as the engine does so that block hashes at the router match the worker's.
 import { ArmatureError } from '@armature/runtime';
-import type { ChatMessage } from './chat-template.js';
 import { loadGgufTokenizer } from './gguf-tokenizer.js';
-
-export interface Tokenizer {
-  readonly id: string;
-  readonly vocabSize: number;
-  /** Tokens every text or chat prompt starts with: `[bos]` when the model wants BOS prepended, else `[]`. */
-  readonly bosTokenIds: readonly number[];
-  /** Encodes text; special-token strings in it are treated as plain text. */
-  encode(text: string): number[];
-  /** Encodes a template marker, resolving special tokens such as `<|im_start|>`. */
-  encodeSpecial(text: string): number[];
-  decode(ids: readonly number[]): string;
-  /**
-   * Renders messages with the model's own chat template (generation prompt added) and
-   * tokenizes the result, BOS included; present on tokenizers that carry a template (gguf).
-   */
-  applyChat?(messages: readonly ChatMessage[]): number[];
-}
+import type { Tokenizer } from './types.js';
 
 interface GptEncodingModule {
   encode(

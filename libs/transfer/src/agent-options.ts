@@ -3,6 +3,7 @@
 // anything is started.
 import { hostname } from 'node:os';
 import { TransferError } from './errors.js';
+import { NO_FAULTS, type TransferFaultHooks } from './fault-hooks.js';
 import { loadNative, nativeStatus, type NativeTransfer } from './native.js';
 import type { ChecksumAlgorithm, TransferBackendKind } from './types.js';
 
@@ -23,6 +24,8 @@ export interface TransferAgentOptions {
   checksum?: 'auto' | ChecksumAlgorithm;
   /** The addon to use (default loadNative(); null: run without it). */
   native?: NativeTransfer | null;
+  /** Where tests make the agent misbehave (default NO_FAULTS: nothing happens). */
+  faults?: TransferFaultHooks;
 }
 
 export interface CompiledAgentOptions {
@@ -34,6 +37,7 @@ export interface CompiledAgentOptions {
   timeoutMs: number;
   checksum: 'auto' | ChecksumAlgorithm;
   native: NativeTransfer | undefined;
+  faults: TransferFaultHooks;
 }
 
 const AGENT_ID = /^[A-Za-z0-9._-]{1,128}$/;
@@ -75,5 +79,6 @@ export function compileAgentOptions(options: TransferAgentOptions): CompiledAgen
     timeoutMs,
     checksum,
     native,
+    faults: options.faults ?? NO_FAULTS,
   };
 }

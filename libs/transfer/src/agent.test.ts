@@ -9,7 +9,7 @@ import { TransferAgent } from './agent.js';
 import { TransferError } from './errors.js';
 import { localHostKey } from './host-key.js';
 import { loadNative } from './native.js';
-import { fillPattern } from './test-peer.js';
+import { fillPattern } from './testing/patterns.js';
 
 const native = loadNative();
 const agents: TransferAgent[] = [];

@@ -11,7 +11,6 @@ import { ShmBackend } from './backends/shm.js';
 import { TcpBackend } from './backends/tcp.js';
 import { createChecksummers } from './checksum.js';
 import { TRANSFER_ERROR_KINDS, TransferError } from './errors.js';
-import type { AgentFaults, FaultInjectable } from './faults.js';
 import { localHostKey } from './host-key.js';
 import { MemoryRegion, toBlockIds, validateRegionShape } from './region.js';
 import { allocateShmRegion, releaseShmRegion } from './shm-regions.js';
@@ -24,12 +23,10 @@ import type {
 } from './types.js';
 
 /** Moves KV blocks between this worker's registered regions and its peers'. */
-export class TransferAgent implements FaultInjectable {
+export class TransferAgent {
   readonly agentId: string;
   /** Random per instance: peers tell a restarted agent from the old one by it. */
   readonly incarnation = randomBytes(8).toString('hex');
-  /** @internal Test hook (see faults.ts). */
-  readonly faults: AgentFaults = {};
   readonly counters: TransferCounters;
   private readonly regions = new Map<number, MemoryRegion>();
   private readonly backends: TransferBackend[] = [];
@@ -57,7 +54,7 @@ export class TransferAgent implements FaultInjectable {
     const checksummers = await createChecksummers(compiled.native);
     for (const kind of compiled.backends) {
       if (kind === 'shm') {
-        agent.shm = new ShmBackend(compiled.native!, localHostKey(), agent.faults);
+        agent.shm = new ShmBackend(compiled.native!, localHostKey(), compiled.faults);
         agent.backends.push(agent.shm);
       } else {
         agent.tcp = await TcpBackend.start({
@@ -67,7 +64,7 @@ export class TransferAgent implements FaultInjectable {
           region: (id) => agent.regions.get(id),
           checksummers,
           checksum: compiled.checksum,
-          faults: agent.faults,
+          faults: compiled.faults,
           onServed: (bytes) => {
             agent.counters.servedBytes += bytes;
           },

@@ -17,9 +17,9 @@ import { createConnection } from 'node:net';
 import { parseArgs } from 'node:util';
 import { TransferAgent } from './agent.js';
 import { loadNative, nativeStatus } from './native.js';
-import { PeerProcess } from './peer-process.js';
 import { createMemoryRegion, type MemoryRegion } from './region.js';
-import { blockDigests, fillPattern } from './test-peer.js';
+import { PeerProcess } from './testing/peer-process.js';
+import { blockDigests, fillPattern } from './testing/patterns.js';
 import type { AgentMetadata, TransferBackendKind } from './types.js';
 
 const { values: args } = parseArgs({

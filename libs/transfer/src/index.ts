@@ -1,7 +1,8 @@
 // Public surface of @armature/transfer: the transfer agent (register regions, publish
 // metadata, read and write lists of KV blocks from peers over shared memory or TCP), its
-// typed errors, the KV block layout, and the optional native addon's status. Backends,
-// the wire protocol and fault injection stay internal.
+// typed errors, the KV block layout, and the optional native addon's status. Backends and
+// the wire protocol stay internal; fault injection lives in src/testing/ (only its seam,
+// TransferFaultHooks with the no-op default NO_FAULTS, is here).
 export { TransferAgent } from './agent.js';
 export { compileAgentOptions } from './agent-options.js';
 export type { CompiledAgentOptions, TransferAgentOptions } from './agent-options.js';
@@ -14,6 +15,8 @@ export { NATIVE_ADDON_PATH, loadNative, nativeStatus } from './native.js';
 export type { NativeStatus, NativeTransfer } from './native.js';
 export { TRANSFER_METADATA_LABEL, encodeAgentMetadata, parseAgentMetadata, validateAgentMetadata } from './metadata.js';
 export { localHostKey } from './host-key.js';
+export { NO_FAULTS } from './fault-hooks.js';
+export type { TransferFaultHooks } from './fault-hooks.js';
 export type {
   AgentMetadata,
   BackendChoice,

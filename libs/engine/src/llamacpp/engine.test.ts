@@ -7,7 +7,8 @@ import { relative } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { KvIndexer, sequenceHashLimbs, type KvEventBatch } from '@armature/kv';
 import type { EngineOutput, EngineRequest } from '../types.js';
-import { createLlamaCppEngine, type LlamaCppEngine } from './engine.js';
+import type { LlamaCppEngine } from './engine.js';
+import { createLlamaCppEngine } from './load.js';
 import { ensureTestModel } from './test-model.js';
 
 const BLOCK = 16;

@@ -1,34 +1,27 @@
 // The mocker's engine core: pure and synchronous, no timers and no clock of its own, so the
 // live engine (engine.ts) and an offline virtual-time simulator drive the same code. Each
-// step() is one forward pass scheduled like vLLM's v1 scheduler: running requests first
-// (decode tokens and unfinished prefill chunks, preempting the newest running request when
-// blocks run out), then waiting requests FCFS, all under max_num_seqs and
-// max_num_batched_tokens. It returns the pass's simulated duration and outputs; it does not
-// sleep, deliver streams or handle signals.
+// step() is one forward pass: pass-planner.ts picks what it computes (vLLM v1's policy:
+// running first, preempting the newest when blocks run out, then ready imports, then
+// waiting FCFS, under max_num_seqs and max_num_batched_tokens); the perf model times it;
+// then every sequence that completed its tokens samples one. It returns the pass's
+// simulated duration and outputs; it does not sleep, deliver streams or handle signals.
 //
-// Disaggregated serving adds three kinds of holders of blocks that are neither waiting nor
-// running: pinned prefills (a prefill-only request that produced its first token keeps its
-// prompt's KV until the decode worker pulled it and release() is called), import
-// reservations (blocks held for a remote prefill's KV, from reserveImport() to the decode
-// request or cancelImport()), and ready imports (decode requests whose KV was imported,
-// queued ahead of waiting for a running slot). When memory is attached, every token whose KV
-// a pass computes gets its bytes written (kv-memory.ts), and imported bytes are checked.
-import { computeBlockHashes, computeSequenceHashes, type KvEvent, type KvEventBatch } from '@armature/kv';
-import { ArmatureError } from '@armature/runtime';
+// Disaggregated serving adds holders of blocks that are neither waiting nor running
+// (pinned prefills and import reservations: kv-handoff.ts) and ready imports (decode
+// requests whose KV was imported, queued ahead of waiting for a running slot). When memory
+// is attached, every token whose KV a pass computes gets its bytes written (kv-memory.ts),
+// and imported bytes are checked.
+import type { KvEvent, KvEventBatch } from '@armature/kv';
+import { ArmatureError, type ModelCard } from '@armature/runtime';
+import { invalidRequest, validateEngineRequest, validatePrompt } from '../request.js';
 import type { EngineLoad, EngineOutput, EngineRequest, ImportPlan, PrefillResult } from '../types.js';
 import { BlockManager } from './block-manager.js';
+import { checkCoreInvariants } from './core-invariants.js';
+import { KvHandoff } from './kv-handoff.js';
 import { KvMemory, kvBlockBytes } from './kv-memory.js';
-import type { MockerConfig } from './options.js';
-import {
-  appendToken,
-  finishReasonOf,
-  invalid,
-  newSequence,
-  sameTokens,
-  validatePrompt,
-  validateRequest,
-  type Sequence,
-} from './sequence.js';
+import { mockerCard, type MockerConfig } from './options.js';
+import { planPass, type SchedulerQueues } from './pass-planner.js';
+import { appendToken, finishReasonOf, newSequence, sameTokens, type Sequence } from './sequence.js';
 
 export interface MockerHooks {
   /** KV events of one step (or of a flush), in order. */
@@ -66,29 +59,13 @@ export interface MockerStep {
   preempted: string[];
 }
 
-/** Blocks held for a remote prefill's KV (reserveImport to the decode request). */
-interface ImportReservation {
-  readonly tokens: readonly number[];
-  /** Sequence hashes of the prompt's full blocks. */
-  readonly hashes: readonly bigint[];
-  /** Leading full blocks that were already in the prefix cache. */
-  readonly cachedBlocks: number;
-  /** The bytes are checked and the full blocks registered: a decode request may take it. */
-  committed: boolean;
-}
-
 export class MockerCore {
   readonly blocks: BlockManager;
   private readonly sequences = new Map<string, Sequence>();
-  /** FCFS; preempted requests go back to the front. */
-  private waiting: Sequence[] = [];
-  /** In admission order; the last is preempted first. */
-  private running: Sequence[] = [];
-  /** Decode requests whose prompt KV was imported: they hold blocks and run ahead of waiting. */
-  private readyImports: Sequence[] = [];
-  /** Prefill-only requests done with their first token, holding their prompt's blocks. */
-  private readonly pinnedIds = new Set<string>();
-  private readonly imports = new Map<string, ImportReservation>();
+  private readonly queues: SchedulerQueues = { waiting: [], running: [], readyImports: [] };
+  private readonly handoff: KvHandoff;
+  /** What requests are checked against (the card the engine publishes). */
+  private readonly card: ModelCard;
   /**
    * The last pass could schedule nothing because pins or import reservations hold the blocks
    * it needs: no work until something changes (a release, a cancel, a new request).
@@ -96,7 +73,6 @@ export class MockerCore {
   private stalled = false;
   private memory: KvMemory | undefined;
   private lastLoad: EngineLoad | undefined;
-  private prefixImports = 0;
 
   constructor(
     readonly config: MockerConfig,
@@ -108,6 +84,8 @@ export class MockerCore {
       enablePrefixCaching: config.enablePrefixCaching,
       recordEvents: hooks.onKvEvents !== undefined,
     });
+    this.handoff = new KvHandoff(this.blocks, config.blockSize);
+    this.card = mockerCard(config);
   }
 
   /**
@@ -119,29 +97,33 @@ export class MockerCore {
     void nowMs; // arrival time: reserved for queue-time statistics
     const { requestId, tokenIds, firstToken } = request;
     const prefillOnly = options.prefillOnly ?? false;
-    validateRequest(this.config, request, prefillOnly);
-    const reservation = this.imports.get(requestId);
-    const takesImport = reservation !== undefined && reservation.committed && firstToken !== undefined;
+    validateEngineRequest(request, this.card, { prefillOnly, kvCapacity: true });
+    const reservation = firstToken === undefined ? undefined : this.handoff.committed(requestId);
+    const takesImport = reservation !== undefined;
     if (!takesImport && this.inUse(requestId))
-      throw invalid('duplicate_request_id', `request ${requestId} is already running`);
+      throw invalidRequest('duplicate_request_id', `request ${requestId} is already running`);
     if (takesImport && !sameTokens(reservation.tokens, tokenIds)) {
       this.cancelImport(requestId, nowMs); // nothing else will take it
-      throw invalid('import_mismatch', `request ${requestId} differs from the prompt whose KV was imported`, 'prompt');
+      throw invalidRequest(
+        'import_mismatch',
+        `request ${requestId} differs from the prompt whose KV was imported`,
+        'prompt',
+      );
     }
     const seq = newSequence(this.config, request, prefillOnly);
     this.sequences.set(requestId, seq);
     this.stalled = false;
     if (!takesImport) {
-      this.waiting.push(seq);
+      this.queues.waiting.push(seq);
       return;
     }
     // The imported blocks become the sequence's (the block manager knows both by this id).
-    this.imports.delete(requestId);
+    this.handoff.take(requestId);
     seq.computed = seq.promptLength;
     seq.prefilled = true;
     seq.admitted = true;
     seq.cachedTokens = seq.promptLength; // no prompt token is computed here
-    this.readyImports.push(seq);
+    this.queues.readyImports.push(seq);
   }
 
   /**
@@ -149,8 +131,7 @@ export class MockerCore {
    * not pinned.
    */
   release(requestId: string, nowMs: number): boolean {
-    if (!this.pinnedIds.delete(requestId)) return false;
-    this.blocks.free(requestId);
+    if (!this.handoff.release(requestId)) return false;
     this.stalled = false;
     this.flush(nowMs);
     return true;
@@ -158,9 +139,7 @@ export class MockerCore {
 
   /** Pinned prefills and the distinct blocks they hold. */
   pinned(): { requests: number; blocks: number } {
-    const blocks = new Set<number>();
-    for (const id of this.pinnedIds) for (const block of this.blocks.sequenceBlockIds(id)!) blocks.add(block);
-    return { requests: this.pinnedIds.size, blocks: blocks.size };
+    return this.handoff.pinned();
   }
 
   /**
@@ -171,19 +150,12 @@ export class MockerCore {
    */
   reserveImport(requestId: string, tokenIds: readonly number[], nowMs: number): ImportPlan | undefined {
     if (typeof requestId !== 'string' || requestId === '')
-      throw invalid('invalid_request_id', 'request id must be a non-empty string');
-    if (this.inUse(requestId)) throw invalid('duplicate_request_id', `request ${requestId} is already running`);
+      throw invalidRequest('invalid_request_id', 'request id must be a non-empty string');
+    if (this.inUse(requestId)) throw invalidRequest('duplicate_request_id', `request ${requestId} is already running`);
     validatePrompt(tokenIds);
-    const tokens = tokenIds.slice();
-    const hashes = computeSequenceHashes(computeBlockHashes(tokens, this.config.blockSize));
-    const cachedBlocks = this.blocks.matchPrefix(hashes);
-    if (!this.blocks.allocate(requestId, tokens.length, hashes.slice(0, cachedBlocks))) return undefined;
-    this.imports.set(requestId, { tokens, hashes, cachedBlocks, committed: false });
-    const held = this.blocks.sequenceBlockIds(requestId)!;
-    const blockIndices: number[] = [];
-    for (let i = cachedBlocks; i < held.length; i++) blockIndices.push(i);
-    this.flush(nowMs);
-    return { blockIndices, localBlockIds: blockIndices.map((i) => held[i]!), cachedBlocks };
+    const plan = this.handoff.reserve(requestId, tokenIds);
+    if (plan) this.flush(nowMs);
+    return plan;
   }
 
   /**
@@ -192,26 +164,19 @@ export class MockerCore {
    * a check fails. Throws ArmatureError('not_found') without a reservation.
    */
   commitImport(requestId: string, nowMs: number): boolean {
-    const reservation = this.imports.get(requestId);
-    if (!reservation) throw new ArmatureError('not_found', 'unknown_import', `no KV import reserved for ${requestId}`);
-    if (reservation.committed) return true;
-    const { tokens, hashes, cachedBlocks } = reservation;
-    const held = this.blocks.sequenceBlockIds(requestId)!;
-    const from = cachedBlocks * this.config.blockSize;
-    if (this.memory && !this.memory.checkTokens(held, tokens, hashes, from, tokens.length)) {
+    const outcome = this.handoff.commit(requestId, this.memory);
+    if (outcome === 'already') return true;
+    if (outcome === 'failed') {
       this.cancelImport(requestId, nowMs);
       return false;
     }
-    this.blocks.commit(requestId, tokens, hashes, tokens.length);
-    reservation.committed = true;
     this.flush(nowMs);
     return true;
   }
 
   /** Frees a reservation, committed or not, that no request has taken; no-op when unknown. */
   cancelImport(requestId: string, nowMs: number): void {
-    if (!this.imports.delete(requestId)) return;
-    this.blocks.free(requestId);
+    if (!this.handoff.cancel(requestId)) return;
     this.stalled = false;
     this.flush(nowMs);
   }
@@ -248,19 +213,10 @@ export class MockerCore {
    */
   importPrefix(tokenIds: readonly number[], nowMs: number): number {
     if (this.memory) throw new Error('importPrefix keeps no KV bytes: use reserveImport and commitImport');
-    const { blockSize } = this.config;
     if (!this.config.enablePrefixCaching) return 0;
-    const hashes = computeSequenceHashes(computeBlockHashes(tokenIds, blockSize));
-    if (hashes.length === 0) return 0;
-    const held = this.blocks.matchPrefix(hashes);
-    if (held === hashes.length) return 0;
-    const importId = `\u0000import:${++this.prefixImports}`;
-    const tokens = hashes.length * blockSize;
-    if (!this.blocks.allocate(importId, tokens, hashes.slice(0, held))) return 0;
-    this.blocks.commit(importId, tokenIds, hashes, tokens);
-    this.blocks.free(importId);
-    this.flush(nowMs);
-    return hashes.length - held;
+    const registered = this.handoff.importPrefix(tokenIds);
+    if (registered > 0) this.flush(nowMs);
+    return registered;
   }
 
   /**
@@ -271,7 +227,8 @@ export class MockerCore {
     const seq = this.sequences.get(requestId);
     if (!seq) return false;
     this.sequences.delete(requestId);
-    for (const queue of [this.running, this.readyImports, this.waiting]) {
+    const { running, readyImports, waiting } = this.queues;
+    for (const queue of [running, readyImports, waiting]) {
       const at = queue.indexOf(seq);
       if (at >= 0) queue.splice(at, 1);
     }
@@ -290,28 +247,30 @@ export class MockerCore {
    * ('importing').
    */
   stateOf(requestId: string): 'waiting' | 'running' | 'pinned' | 'importing' | undefined {
-    if (this.pinnedIds.has(requestId)) return 'pinned';
-    if (this.imports.has(requestId)) return 'importing';
+    if (this.handoff.pins.has(requestId)) return 'pinned';
+    if (this.handoff.imports.has(requestId)) return 'importing';
     const seq = this.sequences.get(requestId);
     if (!seq) return undefined;
-    return this.running.includes(seq) ? 'running' : 'waiting';
+    return this.queues.running.includes(seq) ? 'running' : 'waiting';
   }
 
   /** Whether step() would do anything (false while stalled on blocks held by pins or imports). */
   hasWork(): boolean {
     if (this.stalled) return false;
-    return this.running.length > 0 || this.waiting.length > 0 || this.readyImports.length > 0;
+    const { running, waiting, readyImports } = this.queues;
+    return running.length > 0 || waiting.length > 0 || readyImports.length > 0;
   }
 
   load(): EngineLoad {
+    const { running, waiting, readyImports } = this.queues;
     let activePrefillTokens = 0;
-    for (const seq of this.running) if (!seq.prefilled) activePrefillTokens += seq.tokens.length - seq.computed;
-    for (const seq of this.waiting) activePrefillTokens += seq.tokens.length;
+    for (const seq of running) if (!seq.prefilled) activePrefillTokens += seq.tokens.length - seq.computed;
+    for (const seq of waiting) activePrefillTokens += seq.tokens.length;
     return {
       activeDecodeBlocks: this.blocks.usedBlocks,
       activePrefillTokens,
-      waitingRequests: this.waiting.length + this.readyImports.length,
-      runningRequests: this.running.length,
+      waitingRequests: waiting.length + readyImports.length,
+      runningRequests: running.length,
       kvUsage: this.blocks.usedBlocks / this.blocks.totalBlocks,
     };
   }
@@ -327,13 +286,14 @@ export class MockerCore {
       this.flush(nowMs);
       return { durationMs: 0, outputs: [], prefillTokens: 0, decodeSequences: 0, preempted: [] };
     }
-    const { scheduled, preempted } = this.schedule();
+    const { scheduled, preempted } = planPass(this.queues, this.blocks, this.config);
     if (scheduled.length === 0) {
       // A pass that only preempted (ready imports or pins held the blocks the running needed)
       // still changed something: its victims wait and the next pass schedules afresh. Blocks
       // held by pins or import reservations, though, free up only when their holder lets go.
       if (preempted.length === 0) {
-        if (this.pinnedIds.size === 0 && this.imports.size === 0) throw new Error('mocker scheduler made no progress');
+        if (this.handoff.pins.size === 0 && this.handoff.imports.size === 0)
+          throw new Error('mocker scheduler made no progress');
         this.stalled = true;
       }
       this.flush(nowMs);
@@ -365,9 +325,9 @@ export class MockerCore {
       finished = true;
       this.sequences.delete(seq.id);
       if (ends) this.blocks.free(seq.id);
-      else this.pinnedIds.add(seq.id); // a prefill whose request goes on: its KV waits for the decode worker
+      else this.handoff.pins.add(seq.id); // a prefill whose request goes on: its KV waits for the decode worker
     }
-    if (finished) this.running = this.running.filter((seq) => this.sequences.has(seq.id));
+    if (finished) this.queues.running = this.queues.running.filter((seq) => this.sequences.has(seq.id));
     this.flush(nowMs);
     return { durationMs, outputs, prefillTokens, decodeSequences, preempted };
   }
@@ -385,122 +345,14 @@ export class MockerCore {
 
   /** Throws if the scheduler's or the block manager's bookkeeping is inconsistent. */
   checkInvariants(): void {
-    this.blocks.checkInvariants();
-    const fail = (message: string): never => {
-      throw new Error(`mocker invariant violated: ${message}`);
-    };
-    if (this.running.length > this.config.maxNumSeqs) fail(`${this.running.length} running > max_num_seqs`);
-    if (this.running.length + this.waiting.length + this.readyImports.length !== this.sequences.size)
-      fail('a request is lost or queued twice');
-    for (const seq of this.running) {
-      if (!this.blocks.hasSequence(seq.id)) fail(`running ${seq.id} holds no blocks`);
-      const held = this.blocks.sequenceBlockIds(seq.id)!.length;
-      if (held < this.blocks.blocksFor(seq.computed))
-        fail(`running ${seq.id} computed ${seq.computed} tokens in ${held} blocks`);
-    }
-    for (const seq of this.waiting) {
-      if (this.blocks.hasSequence(seq.id)) fail(`waiting ${seq.id} holds blocks`);
-      if (seq.computed !== 0) fail(`waiting ${seq.id} has computed tokens`);
-    }
-    for (const seq of this.readyImports) {
-      const held = this.blocks.sequenceBlockIds(seq.id);
-      if (!held || held.length < this.blocks.blocksFor(seq.computed)) fail(`ready import ${seq.id} lacks its blocks`);
-      if (!seq.prefilled || seq.computed !== seq.tokens.length - 1)
-        fail(`ready import ${seq.id} is not ready to decode`);
-    }
-    for (const id of this.pinnedIds) {
-      if (this.sequences.has(id) || this.imports.has(id)) fail(`pinned ${id} is also a request or an import`);
-      if (!this.blocks.hasSequence(id)) fail(`pinned ${id} holds no blocks`);
-    }
-    for (const [id, reservation] of this.imports) {
-      if (this.sequences.has(id)) fail(`import ${id} is also a request`);
-      const held = this.blocks.sequenceBlockIds(id);
-      if (held?.length !== this.blocks.blocksFor(reservation.tokens.length))
-        fail(`import ${id} holds the wrong blocks`);
-    }
-    // Every holder of blocks is accounted for (the simulator's importPrefix holds none between calls).
-    let holders = 0;
-    for (const id of this.blocks.sequenceIds()) {
-      holders++;
-      if (!this.sequences.has(id) && !this.pinnedIds.has(id) && !this.imports.has(id))
-        fail(`${id} holds blocks but is no request, pin or import`);
-    }
-    if (holders !== this.running.length + this.readyImports.length + this.pinnedIds.size + this.imports.size)
-      fail(`${holders} block holders for the running, ready, pinned and importing`);
-  }
-
-  private schedule(): { scheduled: Array<{ seq: Sequence; newTokens: number }>; preempted: string[] } {
-    const scheduled: Array<{ seq: Sequence; newTokens: number }> = [];
-    const preempted: string[] = [];
-    let budget = this.config.maxNumBatchedTokens;
-
-    // Running requests first: one decode token each, or the next chunk of their prefill.
-    for (let i = 0; i < this.running.length && budget > 0;) {
-      const seq = this.running[i]!;
-      const newTokens = Math.min(seq.tokens.length - seq.computed, budget);
-      let fits = this.blocks.allocate(seq.id, seq.computed + newTokens);
-      while (!fits) {
-        const victim = this.running.pop()!;
-        this.preempt(victim);
-        preempted.push(victim.id);
-        if (victim === seq) break;
-        fits = this.blocks.allocate(seq.id, seq.computed + newTokens);
-      }
-      if (!fits) break;
-      scheduled.push({ seq, newTokens });
-      budget -= newTokens;
-      i++;
-    }
-
-    // Then imported requests (their KV is in place: they decode at once), unless this pass
-    // already had to preempt.
-    if (preempted.length > 0) return { scheduled, preempted };
-    while (this.readyImports.length > 0 && budget > 0 && this.running.length < this.config.maxNumSeqs) {
-      const seq = this.readyImports[0]!;
-      let fits = this.blocks.allocate(seq.id, seq.tokens.length);
-      // With nothing running, nothing frees blocks: the newest ready import gives way (and recomputes).
-      while (!fits && this.running.length === 0 && this.readyImports.length > 1) {
-        const victim = this.readyImports.pop()!;
-        this.preempt(victim);
-        preempted.push(victim.id);
-        fits = this.blocks.allocate(seq.id, seq.tokens.length);
-      }
-      if (!fits) break;
-      this.readyImports.shift();
-      this.running.push(seq);
-      scheduled.push({ seq, newTokens: 1 });
-      budget -= 1;
-    }
-
-    // Then waiting requests, FCFS, unless this pass already had to preempt.
-    if (preempted.length > 0) return { scheduled, preempted };
-    const { blockSize } = this.config;
-    while (this.waiting.length > 0 && budget > 0 && this.running.length < this.config.maxNumSeqs) {
-      const seq = this.waiting[0]!;
-      // At least one token must be computed to produce logits, so a fully cached prompt
-      // recomputes its last block.
-      const cachedBlocks = this.blocks.matchPrefix(seq.hashes, Math.floor((seq.tokens.length - 1) / blockSize));
-      const computed = cachedBlocks * blockSize;
-      const newTokens = Math.min(seq.tokens.length - computed, budget);
-      if (!this.blocks.allocate(seq.id, computed + newTokens, seq.hashes.slice(0, cachedBlocks))) break;
-      this.waiting.shift();
-      this.running.push(seq);
-      seq.computed = computed;
-      if (!seq.admitted) {
-        seq.admitted = true;
-        seq.cachedTokens = computed;
-      }
-      scheduled.push({ seq, newTokens });
-      budget -= newTokens;
-    }
-    return { scheduled, preempted };
-  }
-
-  private preempt(seq: Sequence): void {
-    this.blocks.free(seq.id);
-    seq.computed = 0;
-    seq.prefilled = false;
-    this.waiting.unshift(seq);
+    checkCoreInvariants({
+      blocks: this.blocks,
+      maxNumSeqs: this.config.maxNumSeqs,
+      queues: this.queues,
+      sequences: this.sequences,
+      pins: this.handoff.pins,
+      imports: this.handoff.imports,
+    });
   }
 
   private sample(seq: Sequence): MockerStepOutput {
@@ -533,7 +385,7 @@ export class MockerCore {
 
   /** Whether a request id is taken: a live request, a pinned prefill or an import reservation. */
   private inUse(requestId: string): boolean {
-    return this.sequences.has(requestId) || this.pinnedIds.has(requestId) || this.imports.has(requestId);
+    return this.sequences.has(requestId) || this.handoff.holds(requestId);
   }
 }
 

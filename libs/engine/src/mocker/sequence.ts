@@ -1,9 +1,8 @@
 // A request's state inside the mocker core: its tokens and their block hashes, its seeded
-// sampler, how far its KV is computed. It validates requests (the reasons generate() throws),
-// builds sequences (a request continuing after a remote prefill's first token included) and
-// applies stop conditions. It does not schedule, hold blocks or write KV bytes.
+// sampler, how far its KV is computed. It builds sequences (a request continuing after a
+// remote prefill's first token included) and applies stop conditions. It does not validate
+// requests (request.ts does, for both engines), schedule, hold blocks or write KV bytes.
 import { computeBlockHashes, computeSequenceHashes } from '@armature/kv';
-import { ArmatureError } from '@armature/runtime';
 import type { EngineRequest } from '../types.js';
 import type { MockerConfig } from './options.js';
 import { TokenSampler, requestSeed } from './sampler.js';
@@ -30,55 +29,6 @@ export interface Sequence {
   cachedTokens: number;
   admitted: boolean;
   firstOutputSent: boolean;
-}
-
-const MAX_TOKEN_ID = 2 ** 32 - 1;
-
-export const isTokenId = (id: unknown): id is number =>
-  typeof id === 'number' && Number.isInteger(id) && id >= 0 && id <= MAX_TOKEN_ID;
-
-export function invalid(reason: string, message: string, param?: string): ArmatureError {
-  return new ArmatureError('invalid_argument', reason, message, param === undefined ? {} : { param });
-}
-
-/** Throws ArmatureError('invalid_argument') for a request that can never run on this engine. */
-export function validateRequest(config: MockerConfig, request: EngineRequest, prefillOnly: boolean): void {
-  const { requestId, tokenIds, stop, sampling, firstToken } = request;
-  const { contextLength, blockSize, totalKvBlocks } = config;
-  if (typeof requestId !== 'string' || requestId === '')
-    throw invalid('invalid_request_id', 'request id must be a non-empty string');
-  validatePrompt(tokenIds);
-  if (!Number.isSafeInteger(stop.maxTokens) || stop.maxTokens < 1)
-    throw invalid('invalid_max_tokens', 'max_tokens must be a positive integer', 'max_tokens');
-  if (tokenIds.length + stop.maxTokens > contextLength) {
-    throw invalid(
-      'context_length_exceeded',
-      `prompt (${tokenIds.length} tokens) + max_tokens (${stop.maxTokens}) exceeds the context length ${contextLength}`,
-      'max_tokens',
-    );
-  }
-  // The last sampled token is never fed back, so prompt + max_tokens - 1 tokens need slots.
-  if (Math.ceil((tokenIds.length + stop.maxTokens - 1) / blockSize) > totalKvBlocks) {
-    throw invalid(
-      'kv_capacity_exceeded',
-      `the request needs more than the ${totalKvBlocks} KV blocks this engine has`,
-      'max_tokens',
-    );
-  }
-  if (sampling.seed !== undefined && !Number.isFinite(sampling.seed))
-    throw invalid('invalid_seed', 'seed must be a finite number', 'seed');
-  if (firstToken === undefined) return;
-  if (prefillOnly)
-    throw invalid('first_token_on_prefill', 'a prefill-only request has no first token yet', 'first_token');
-  if (!isTokenId(firstToken)) throw invalid('invalid_token_id', `invalid first token id ${firstToken}`, 'first_token');
-  if (finishReasonOf(config, stop, new Set(stop.stopTokenIds), firstToken, 1) !== undefined)
-    throw invalid('nothing_to_decode', 'the first token already ends the request', 'first_token');
-}
-
-/** Throws ArmatureError('invalid_argument') for an empty prompt or a bad token id. */
-export function validatePrompt(tokenIds: readonly number[]): void {
-  if (tokenIds.length === 0) throw invalid('empty_prompt', 'the prompt is empty', 'prompt');
-  for (const id of tokenIds) if (!isTokenId(id)) throw invalid('invalid_token_id', `invalid token id ${id}`, 'prompt');
 }
 
 /**

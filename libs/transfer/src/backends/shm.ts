@@ -7,7 +7,7 @@
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import { TransferError } from '../errors.js';
 import { nativeErrorCode, type NativeTransfer } from '../native.js';
-import type { AgentFaults } from '../faults.js';
+import { NO_FAULTS, type TransferFaultHooks } from '../fault-hooks.js';
 import type { AgentMetadata, RegionMetadata } from '../types.js';
 import type { BackendTransfer, TransferBackend } from './backend.js';
 
@@ -29,7 +29,7 @@ export class ShmBackend implements TransferBackend {
   constructor(
     private readonly native: NativeTransfer,
     private readonly hostKey: string,
-    private readonly faults: AgentFaults = {},
+    private readonly faults: TransferFaultHooks = NO_FAULTS,
   ) {}
 
   reachability(peer: AgentMetadata, region: RegionMetadata): TransferError | undefined {
@@ -102,7 +102,8 @@ export class ShmBackend implements TransferBackend {
           throw new TransferError('bad_request', `shm copy failed: ${String(err)}`, { cause: err });
         }
       }
-      if (this.faults.corruptShmCopies) corruptDestination(t, mapping.buffer, direction);
+      if (direction === 'read') this.faults.copiedBlocks(t.local.buffer, t.localIds, blockBytes);
+      else this.faults.copiedBlocks(mapping.buffer, t.remoteIds, blockBytes);
       if (t.verify) this.verify(t, mapping.buffer);
     } finally {
       this.release(mapping, -1);
@@ -150,10 +151,4 @@ export class ShmBackend implements TransferBackend {
     mapping.users += delta;
     if (mapping.dropped && mapping.users === 0) this.native.shmClose(mapping.buffer);
   }
-}
-
-function corruptDestination(t: BackendTransfer, peerBuffer: ArrayBuffer, direction: 'read' | 'write'): void {
-  const [buffer, ids] = direction === 'read' ? [t.local.buffer, t.localIds] : [peerBuffer, t.remoteIds];
-  const bytes = new Uint8Array(buffer);
-  for (const id of ids) bytes[id * t.region.blockBytes] ^= 0xff;
 }

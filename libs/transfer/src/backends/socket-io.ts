@@ -6,24 +6,17 @@ import type { MemoryRegion } from '../region.js';
 
 /**
  * Writes blocks `ids` of `region` to the socket, one write per run of consecutive ids.
- * The writes are views of the region's memory; with `corrupt`, each block goes out from a
- * copy with its first byte flipped (fault injection).
+ * The writes are views of the region's memory, not copies.
  */
-export function writeBlockRuns(socket: Socket, region: MemoryRegion, ids: Uint32Array, corrupt = false): void {
+export function writeBlockRuns(socket: Socket, region: MemoryRegion, ids: Uint32Array): void {
   const { blockBytes, bytes } = region;
   let i = 0;
   while (i < ids.length) {
     let end = i + 1;
-    while (!corrupt && end < ids.length && ids[end] === ids[end - 1]! + 1) end++;
+    while (end < ids.length && ids[end] === ids[end - 1]! + 1) end++;
     const start = ids[i]! * blockBytes;
     const view = bytes.subarray(start, start + (end - i) * blockBytes);
-    if (corrupt) {
-      const copy = view.slice();
-      copy[0] ^= 0xff;
-      socket.write(copy);
-    } else {
-      socket.write(view);
-    }
+    socket.write(view);
     i = end;
   }
 }

@@ -5,7 +5,7 @@ import { connect, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { TransferAgent } from '../agent.js';
 import { createMemoryRegion } from '../region.js';
-import { fillPattern } from '../test-peer.js';
+import { fillPattern } from '../testing/patterns.js';
 import { FrameDecoder, type DataSink } from './frame-decoder.js';
 import {
   HEADER_BYTES,

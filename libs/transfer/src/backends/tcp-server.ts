@@ -1,6 +1,6 @@
 // The serving half of the TCP backend: answers peers' READ requests by streaming blocks of
 // a registered region (straight from the region's memory, checksummed, never copied
-// unless a fault is injected) and WRITE requests by landing the received blocks in the
+// unless a fault hook replaces them) and WRITE requests by landing the received blocks in the
 // region and verifying their checksums. Bad input from a peer (unknown region, ids out of
 // range, malformed frames) is answered with an ERROR frame; a stream that cannot be
 // decoded any further is closed. Nothing a peer sends can throw out of this file.
@@ -8,7 +8,7 @@ import { createServer, type AddressInfo, type Server, type Socket } from 'node:n
 import { ArmatureError } from '@armature/runtime';
 import type { BlockChecksummer } from '../checksum.js';
 import { CHECKSUM_OF_CODE, checksumWireBytes } from '../checksum.js';
-import type { AgentFaults } from '../faults.js';
+import type { TransferFaultHooks } from '../fault-hooks.js';
 import type { MemoryRegion } from '../region.js';
 import { FrameDecoder, type DataSink } from './frame-decoder.js';
 import { DrainWaiters, writeBlockRuns } from './socket-io.js';
@@ -34,7 +34,8 @@ export interface TcpServerOptions {
   region(id: number): MemoryRegion | undefined;
   /** Checksum implementations by wire code ('none' is always accepted). */
   checksummers: ReadonlyMap<number, BlockChecksummer>;
-  faults: AgentFaults;
+  /** Where tests make the server misbehave (NO_FAULTS in production). */
+  faults: TransferFaultHooks;
   /** Called with bytes served and errors answered. */
   onServed(bytes: number): void;
   onError(): void;
@@ -171,7 +172,7 @@ class ServerConnection {
   }
 
   private onControl(h: FrameHeader, body: Uint8Array): void {
-    if (this.options.faults.stall && (h.op === Op.READ || h.op === Op.WRITE)) return;
+    if ((h.op === Op.READ || h.op === Op.WRITE) && this.options.faults.dropsRequest()) return;
     switch (h.op) {
       case Op.READ:
         this.startRead(h, body);
@@ -245,7 +246,8 @@ class ServerConnection {
     const perFrame = blocksPerFrame(region.blockBytes);
     const sums = new BigUint64Array(Math.min(perFrame, ids.length));
     for (let first = 0; first < ids.length; first += perFrame) {
-      if (faults.frameDelayMs) await sleep(faults.frameDelayMs);
+      const delay = faults.beforeReadFrame();
+      if (delay) await delay;
       if (state.cancelled || this.closed) return;
       const n = Math.min(perFrame, ids.length - first);
       const frameIds = ids.subarray(first, first + n);
@@ -271,7 +273,9 @@ class ServerConnection {
       }
       this.socket.cork();
       this.socket.write(prelude);
-      writeBlockRuns(this.socket, region, frameIds, faults.corruptReads === true);
+      const replaced = faults.replaceSentBlocks(region, frameIds);
+      if (replaced) for (const block of replaced) this.socket.write(block);
+      else writeBlockRuns(this.socket, region, frameIds);
       this.socket.uncork(); // one writev for the frame
       this.options.onServed(n * region.blockBytes);
       if (this.socket.writableLength > MAX_QUEUED_BYTES) await this.drain.wait();
@@ -325,9 +329,7 @@ class ServerConnection {
     if (this.writes.get(h.requestId) !== write) return; // cancelled meanwhile
     const { region, ids } = write;
     const frameIds = ids.subarray(h.first, h.first + h.n);
-    if (this.options.faults.corruptWrites) {
-      for (const id of frameIds) region.view(id)[0] ^= 0xff;
-    }
+    this.options.faults.receivedBlocks(region, frameIds);
     if (write.checksummer) {
       if (write.sums.length < h.n) write.sums = new BigUint64Array(h.n);
       write.checksummer.checksumBlocks(region.buffer, frameIds, region.blockBytes, write.sums.subarray(0, h.n));
@@ -375,5 +377,3 @@ class ServerConnection {
     this.writes.clear();
   }
 }
-
-const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));

@@ -4,7 +4,7 @@
 // first algorithm in its own preference order that the peer advertises.
 import { CHECKSUM_CODE, type BlockChecksummer } from '../checksum.js';
 import { TransferError } from '../errors.js';
-import type { AgentFaults } from '../faults.js';
+import type { TransferFaultHooks } from '../fault-hooks.js';
 import type { MemoryRegion } from '../region.js';
 import type { AgentMetadata, ChecksumAlgorithm, RegionMetadata } from '../types.js';
 import type { BackendTransfer, TransferBackend } from './backend.js';
@@ -22,7 +22,8 @@ export interface TcpBackendOptions {
   checksummers: readonly BlockChecksummer[];
   /** 'auto': the first of `checksummers` the peer supports; or one algorithm (bad_request if the peer lacks it). */
   checksum: 'auto' | ChecksumAlgorithm;
-  faults: AgentFaults;
+  /** Where tests make the server misbehave (NO_FAULTS in production). */
+  faults: TransferFaultHooks;
   onServed(bytes: number): void;
   onServerError(): void;
 }

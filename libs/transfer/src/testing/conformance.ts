@@ -7,14 +7,14 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import type { TransferAgentOptions } from '../agent-options.js';
-import { TransferAgent } from '../agent.js';
+import type { TransferAgent } from '../agent.js';
 import { TransferError } from '../errors.js';
-import { injectFaults } from '../faults.js';
 import { loadNative } from '../native.js';
 import { createMemoryRegion, type MemoryRegion } from '../region.js';
-import { blockDigests, fillPattern } from '../test-peer.js';
 import type { AgentMetadata, TransferBackendKind } from '../types.js';
-import { PeerProcess } from '../peer-process.js';
+import { createFaultableAgent, injectFaults } from './faults.js';
+import { blockDigests, fillPattern } from './patterns.js';
+import { PeerProcess } from './peer-process.js';
 
 export interface TransferConformanceOptions {
   backend: TransferBackendKind;
@@ -80,7 +80,7 @@ export function transferConformance(name: string, options: TransferConformanceOp
     const nativeOption: Partial<TransferAgentOptions> = pureTypeScript ? { native: null } : {};
 
     const agent = async (extra: Partial<TransferAgentOptions> = {}): Promise<TransferAgent> => {
-      const a = await TransferAgent.create({
+      const a = await createFaultableAgent({
         agentId: `conf-${process.pid}-${++agentCounter}`,
         backends: [backend],
         ...nativeOption,

@@ -1,17 +1,17 @@
 // A transfer agent in its own process, driven over stdin/stdout with JSON lines, so tests
 // and the benchmark can put a real peer in another process (and kill it). Started as
-// `node dist/test-peer.js '<json PeerConfig>'`; prints `{"event":"ready","metadata":...}`,
+// `node dist/testing/test-peer.js '<json PeerConfig>'`; prints `{"event":"ready","metadata":...}`,
 // then answers each command line `{"id":n,"cmd":...}` with `{"id":n,...}`. On 'close' it
 // closes the agent and lets the process exit by itself (so a test sees leaked handles as
 // a process that does not exit). Not part of the package's API.
 import { createServer, type AddressInfo } from 'node:net';
 import { createInterface } from 'node:readline';
 import { pathToFileURL } from 'node:url';
-import { xxh3_64 } from '@armature/kv';
-import { TransferAgent } from './agent.js';
-import { injectFaults, type AgentFaults } from './faults.js';
-import type { MemoryRegion } from './region.js';
-import type { AgentMetadata, TransferBackendKind } from './types.js';
+import type { TransferAgent } from '../agent.js';
+import type { MemoryRegion } from '../region.js';
+import type { AgentMetadata, TransferBackendKind } from '../types.js';
+import { createFaultableAgent, injectFaults, type AgentFaults } from './faults.js';
+import { blockDigests, fillPattern } from './patterns.js';
 
 export interface PeerConfig {
   agentId: string;
@@ -37,30 +37,9 @@ export type PeerCommand =
   | { cmd: 'raw-serve'; regionId: number; passes: number }
   | { cmd: 'close' };
 
-/** Fills every block of a region with bytes determined by (seed, block id). */
-export function fillPattern(region: MemoryRegion, seed: number): void {
-  const words = new Uint32Array(region.buffer, 0, region.byteLength / 4);
-  const perBlock = region.blockBytes / 4;
-  for (let block = 0; block < region.blocks; block++) {
-    let x = (Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(block + 1, 0xc2b2ae35)) >>> 0;
-    const base = block * perBlock;
-    for (let i = 0; i < perBlock; i++) {
-      x ^= x << 13;
-      x ^= x >>> 17;
-      x ^= x << 5;
-      words[base + i] = x >>> 0;
-    }
-  }
-}
-
-/** Hex xxh3 of each block, to compare contents across processes. */
-export function blockDigests(region: MemoryRegion, ids: readonly number[]): string[] {
-  return ids.map((id) => xxh3_64(region.view(id)).toString(16));
-}
-
 async function main(): Promise<void> {
   const config = JSON.parse(process.argv[2] ?? '{}') as PeerConfig;
-  const agent = await TransferAgent.create({
+  const agent = await createFaultableAgent({
     agentId: config.agentId,
     backends: config.backends,
     ...(config.native === false ? { native: null } : {}),

@@ -1,13 +1,14 @@
-// A transfer agent in a child process (dist/test-peer.js), driven with JSON commands: used
+// A transfer agent in a child process (dist/testing/test-peer.js), driven with JSON commands: used
 // by the tests and the benchmark. Needs the package built (`npx tsc -b libs/transfer`).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import type { PeerCommand, PeerConfig } from './test-peer.js';
-import type { AgentMetadata } from './types.js';
+import type { AgentMetadata } from '../types.js';
 
-export const PEER_SCRIPT = fileURLToPath(new URL('../dist/test-peer.js', import.meta.url));
+// The same file from src/testing/ (vitest) and from dist/testing/ (the benchmark).
+export const PEER_SCRIPT = fileURLToPath(new URL('../../dist/testing/test-peer.js', import.meta.url));
 
 export interface PeerReply {
   ok: boolean;
