@@ -2,7 +2,14 @@
 // record with an eventAddress appears (or its address changes), disconnect when it goes.
 // It only manages connections; what a consumer does on join (load a dump) or leave (drop
 // that publisher's state) belongs in the hooks.
-import { createLogger, type Discovery, type DiscoveryFilter, type InstanceRecord, type Watch } from '@armature/runtime';
+import {
+  createLogger,
+  type Discovery,
+  type DiscoveryEvent,
+  type DiscoveryFilter,
+  type InstanceRecord,
+  type Watch,
+} from '@armature/runtime';
 import type { EventSubscriber } from './types.js';
 
 const log = createLogger('event-plane');
@@ -13,6 +20,12 @@ const describe = (err: unknown): string =>
     : String(err);
 
 export interface FollowHooks {
+  /**
+   * Called for every discovery event matching the filter, records without an eventAddress
+   * included, before the connection is handled: what a consumer that also tracks
+   * membership needs, so it follows discovery once.
+   */
+  onRecord?(event: DiscoveryEvent): void;
   /** Called after connecting to a record's eventAddress (also after an address change). */
   onJoin?(record: InstanceRecord): void;
   /** Called after disconnecting from a record (removed, address changed, or the follow closed). */
@@ -82,6 +95,13 @@ export function followPublishers(
   const watch = discovery.watch(filter, (event) => {
     if (closed) return;
     const { record } = event;
+    if (hooks.onRecord) {
+      try {
+        hooks.onRecord(event);
+      } catch (err) {
+        log.warn('event follow hook failed', { instanceId: record.instanceId, error: describe(err) });
+      }
+    }
     switch (event.type) {
       case 'added':
         leave(record.instanceId);

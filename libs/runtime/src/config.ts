@@ -17,16 +17,16 @@ export const ENV_CATALOG = {
     'Engine a worker runs: mocker (simulated) or llamacpp (a GGUF model through node-llama-cpp) (default mocker).',
   ARMATURE_MODEL_PATH:
     "GGUF file a llamacpp worker loads (default: the project's generated test model, written to .armature/models on first use).",
-  ARMATURE_ENGINE_ARGS: 'Engine settings as a JSON object (see the engine options; default {}).',
+  ARMATURE_ENGINE_ARGS: 'Engine settings as a JSON object, see the engine options (default {}).',
   ARMATURE_ROUTER_POLICY:
     'Router policy plugin id: kv, round-robin, random, least-loaded, power-of-two, cache-aware, weighted-scorers (default kv).',
   ARMATURE_ROUTER_PARAMS: 'Router policy parameters as a JSON object (default {}).',
   ARMATURE_ROUTER_BUSY:
     'Busy thresholds as JSON {kvUsage?: fraction, prefillTokens?: tokens}; busy workers take no new requests (default {}: none).',
   ARMATURE_ROUTER_QUEUE:
-    'Router queue as JSON {capacity (1024), order: fcfs|shortest-prompt (fcfs), timeoutMs (30000)} for requests waiting while every worker is busy.',
+    'Router queue as JSON {capacity (1024), order: fcfs|shortest-prompt (fcfs), timeoutMs (30000)} for requests waiting while every worker is busy (default {}).',
   ARMATURE_ROUTER_APPROX:
-    'Approximate-mode prediction for workers without KV events, as JSON {ttlMs (120000), maxBlocks (1048576), pruneFraction (0.8)}.',
+    'Approximate-mode prediction for workers without KV events, as JSON {ttlMs (120000), maxBlocks (1048576), pruneFraction (0.8)} (default {}).',
   ARMATURE_TRANSFER:
     'Set to off to run a worker without a KV transfer agent (it then neither serves prefills nor pulls KV; default on).',
   ARMATURE_TRANSFER_BACKENDS:
@@ -39,7 +39,7 @@ export const ENV_CATALOG = {
   ARMATURE_PREFILL_TIMEOUT_MS:
     "Frontend deadline for a prefill worker's answer; past it the decode worker prefills the prompt itself (default 60000).",
   ARMATURE_DISAGG:
-    'Router disaggregation settings as JSON {minRemotePrefillTokens (2048), maxPrefillQueueTokens (131072), prefillPolicy (kv), prefillParams ({})}; the decode pool uses ARMATURE_ROUTER_POLICY.',
+    'Router disaggregation settings as JSON {minRemotePrefillTokens (2048), maxPrefillQueueTokens (131072), prefillPolicy (kv), prefillParams ({})}; the decode pool uses ARMATURE_ROUTER_POLICY (default {}).',
   ARMATURE_TRANSFER_NATIVE:
     'Set to off to ignore the native transfer addon (native/transfer) and use the pure-TypeScript TCP backend only.',
   ARMATURE_REQUIRE_NATIVE:
@@ -50,6 +50,17 @@ export const ENV_CATALOG = {
   ARMATURE_MAX_BODY_BYTES: 'Largest HTTP request body the frontend accepts (default 4194304).',
   ARMATURE_REQUEST_TIMEOUT_MS: 'Frontend deadline for one request (default 600000).',
   ARMATURE_LOG_LEVEL: 'debug, info, warn or error (default info).',
+  ARMATURE_PLANNER_SLO_TTFT_MS:
+    'Planner (no service yet): time-to-first-token target the prefill pool is sized for, ms (default 500).',
+  ARMATURE_PLANNER_SLO_ITL_MS:
+    'Planner (no service yet): inter-token latency target the decode pool is sized for, ms (default 50).',
+  ARMATURE_PLANNER_INTERVAL_MS: 'Planner (no service yet): time between two scaling decisions, ms (default 60000).',
+  ARMATURE_PLANNER_CONNECTOR:
+    'Planner (no service yet): where replica counts are applied: local (the supervisor) or kubernetes (default local).',
+  ARMATURE_BENCH_NODE_ARGS:
+    'Extra Node.js flags for every service a benchmark starts, space-separated, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof (default none).',
+  ARMATURE_TRACES_DIR:
+    'Directory the benchmarks look in first for public trace files (default: ../shared/traces beside the checkout).',
 } as const;
 
 export type EnvName = keyof typeof ENV_CATALOG;

@@ -5,3 +5,5 @@ export * from './log.js';
 export * from './shutdown.js';
 export * from './grpc.js';
 export * from './discovery/index.js';
+export * from './worker-load.js';
+export * from './child-process.js';
