@@ -7,3 +7,4 @@ export { loadScore } from './policies/least-loaded/index.js';
 export { kvCost, kvCostTerms, type KvCostTerms, type KvParams } from './policies/kv/index.js';
 export { SCORERS, type ScorerId } from './policies/weighted-scorers/index.js';
 export * from './disagg-router.js';
+export * from './router-core.js';

@@ -1,16 +1,10 @@
 // What routing policies see and return. Policies are plugins: a kebab-case id, a
 // factory taking validated parameters, and a pure `choose` over candidate workers.
 import type { TierOverlap } from '@armature/kv';
-import type { ModelCard } from '@armature/runtime';
+import type { ModelCard, WorkerLoad } from '@armature/runtime';
 
 /** Load a worker last published on the event plane. */
-export interface PublishedLoad {
-  activeDecodeBlocks: number;
-  activePrefillTokens: number;
-  waitingRequests: number;
-  runningRequests: number;
-  kvUsage: number;
-}
+export type PublishedLoad = WorkerLoad;
 
 /** Load the routers (this one and its replicas) have sent a worker and not yet seen freed. */
 export interface TrackedLoad {

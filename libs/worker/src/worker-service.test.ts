@@ -5,8 +5,10 @@
 import { credentials, Metadata, status, type ServiceError } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
+  modelCardFromProto,
   WorkerClient,
   WorkerService as WorkerGrpcService,
+  type HealthResponse,
   type GenerateRequest,
   type GenerateResponse,
   type PrefillResponse,
@@ -134,6 +136,15 @@ describe('worker service: disaggregated paths', () => {
   });
   afterAll(async () => {
     await Promise.all([p, d, agg].filter(Boolean).map(stopNode));
+  });
+
+  it('answers Health with its load and its model card', async () => {
+    const res = await new Promise<HealthResponse>((resolve, reject) =>
+      agg.client.health({}, (err, r) => (err ? reject(err) : resolve(r!))),
+    );
+    expect(res.instanceId).toBe('agg');
+    expect(res.load).toMatchObject({ runningRequests: 0, waitingRequests: 0 });
+    expect(modelCardFromProto(res.card!)).toEqual(agg.engine.card);
   });
 
   it('imports over TCP and continues with the aggregated tokens', async () => {

@@ -7,6 +7,8 @@ import type { ServerUnaryCall, ServerWritableStream, handleUnaryCall } from '@gr
 import {
   FinishReason,
   HealthResponse_Status,
+  modelCardToProto,
+  workerLoadToProto,
   type DumpKvStateRequest,
   type DumpKvStateResponse,
   type GenerateRequest,
@@ -18,11 +20,12 @@ import {
   type ReleaseKvResponse,
   type WorkerServer,
 } from '@armature/proto';
-import type { Engine, EngineOutput, EngineRequest, FinishReason as EngineFinish } from '@armature/engine';
+import type { Engine, EngineOutput, FinishReason as EngineFinish } from '@armature/engine';
 import type { MetricsRegistry } from '@armature/metrics';
 import { ArmatureError, InFlight, asArmatureError, createLogger, toGrpcError } from '@armature/runtime';
 import { encodeAgentMetadata, type TransferAgent } from '@armature/transfer';
 import { encodeHashes, layoutToProto } from './descriptor.js';
+import { checkedEngineRequest } from './engine-request.js';
 import type { KvEventLog } from './kv-event-log.js';
 import type { KvPuller } from './kv-puller.js';
 import type { PinTable } from './pin-table.js';
@@ -63,34 +66,6 @@ export class WorkerService {
     this.draining = true;
   }
 
-  private toEngineRequest(req: GenerateRequest): EngineRequest {
-    const card = this.options.engine.card;
-    if (req.model !== card.model) {
-      throw new ArmatureError(
-        'not_found',
-        'model_not_found',
-        `this worker serves ${JSON.stringify(card.model)}, not ${JSON.stringify(req.model)}`,
-      );
-    }
-    if (req.tokenIds.length === 0)
-      throw new ArmatureError('invalid_argument', 'empty_prompt', 'the prompt has no tokens');
-    const maxTokens = req.stop?.maxTokens ?? 0;
-    if (maxTokens < 1)
-      throw new ArmatureError('invalid_argument', 'invalid_max_tokens', 'max_tokens must be at least 1');
-    return {
-      requestId: req.requestId,
-      tokenIds: req.tokenIds,
-      sampling: {
-        temperature: req.sampling?.temperature,
-        topP: req.sampling?.topP,
-        topK: req.sampling?.topK,
-        seed: req.sampling?.seed,
-      },
-      stop: { maxTokens, ignoreEos: req.stop?.ignoreEos ?? false, stopTokenIds: req.stop?.stopTokenIds ?? [] },
-      ...(req.remotePrefill ? { firstToken: req.remotePrefill.firstToken } : {}),
-    };
-  }
-
   private async generate(call: ServerWritableStream<GenerateRequest, GenerateResponse>): Promise<void> {
     const model = this.options.engine.card.model;
     const end = this.inFlight.begin();
@@ -103,7 +78,7 @@ export class WorkerService {
     let finish: EngineFinish | undefined;
     try {
       if (this.draining) throw new ArmatureError('unavailable', 'worker_draining', 'worker is shutting down');
-      const request = this.toEngineRequest(call.request);
+      const request = checkedEngineRequest(call.request, this.options.engine.card);
       const remote = call.request.remotePrefill;
       let imported = false;
       if (remote) {
@@ -163,7 +138,7 @@ export class WorkerService {
         `worker ${this.options.instanceId} does not serve prefills (engine ${engine.card.engine}, transfer ${transfer ? 'on' : 'off'})`,
       );
     }
-    const request = this.toEngineRequest(call.request);
+    const request = checkedEngineRequest(call.request, this.options.engine.card);
     if (call.request.remotePrefill)
       throw new ArmatureError('invalid_argument', 'bad_prefill', 'a prefill request cannot carry a remote prefill');
     const end = this.inFlight.begin();
@@ -232,17 +207,11 @@ export class WorkerService {
 
   handlers(): WorkerServer {
     const health: handleUnaryCall<HealthRequest, HealthResponse> = (_call, callback) => {
-      const load = this.options.engine.load();
       callback(null, {
         status: this.draining ? HealthResponse_Status.STATUS_DRAINING : HealthResponse_Status.STATUS_SERVING,
         instanceId: this.options.instanceId,
-        load: {
-          activeDecodeBlocks: load.activeDecodeBlocks,
-          activePrefillTokens: load.activePrefillTokens,
-          waitingRequests: load.waitingRequests,
-          runningRequests: load.runningRequests,
-          kvUsage: load.kvUsage,
-        },
+        load: workerLoadToProto(this.options.engine.load()),
+        card: modelCardToProto(this.options.engine.card),
       });
     };
     const dumpKvState: handleUnaryCall<DumpKvStateRequest, DumpKvStateResponse> = (call, callback) => {

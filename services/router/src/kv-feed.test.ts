@@ -7,7 +7,7 @@ import { Encoder } from '@msgpack/msgpack';
 import * as zmq from 'zeromq';
 import { status, type Server } from '@grpc/grpc-js';
 import { WorkerService, type WorkerServer } from '@armature/proto';
-import { encodeFrames, ZmqEventPlane } from '@armature/event-plane';
+import { encodeFrames, KV_TOPIC, ZmqEventPlane } from '@armature/event-plane';
 import { blockHash, computeSequenceHashes, KvIndexer, limbsFromHashes } from '@armature/kv';
 import { MetricsRegistry } from '@armature/metrics';
 import {
@@ -20,6 +20,7 @@ import {
 } from '@armature/runtime';
 import { waitFor } from '@armature/testing';
 import { KvFeed } from './kv-feed.js';
+import { WorkerDirectory } from './worker-directory.js';
 
 const BLOCK = 4;
 const card: ModelCard = {
@@ -169,9 +170,14 @@ describe('KvFeed', () => {
     const discovery = new MemoryDiscovery(hub);
     const index = new KvIndexer();
     const metrics = new MetricsRegistry();
-    const feed = new KvFeed({ index, discovery, eventPlane: new ZmqEventPlane(), metrics, readyTimeoutMs: 10_000 });
+    const directory = new WorkerDirectory(discovery, new ZmqEventPlane(), { topics: [KV_TOPIC] });
+    const feed = new KvFeed({ index, directory, metrics, readyTimeoutMs: 10_000 });
     feed.start();
-    cleanups.push(() => feed.close());
+    directory.start();
+    cleanups.push(
+      () => directory.close(),
+      () => feed.close(),
+    );
     const workerDiscovery = new MemoryDiscovery(hub);
     cleanups.push(() => workerDiscovery.close());
     const register = async (): Promise<() => Promise<void>> => {

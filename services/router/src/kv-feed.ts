@@ -1,32 +1,23 @@
-// Keeps the router's KV index in step with every worker's cache. It subscribes to the
-// workers' KV event topic and, per worker, tracks the sequence numbers it has applied:
+// Keeps the router's KV index in step with every worker's cache, from the KV event topic
+// of the worker directory's subscriber:
 // - a newly discovered worker (and every worker, for a router that just started) is
 //   loaded with a full dump over gRPC (DumpKvState) before it counts as ready; events
 //   that arrive meanwhile are buffered and applied after the dump, from its next_seq on;
-// - a gap (lost messages) asks the worker for the missing range, buffering what arrives
-//   meanwhile; a range the worker no longer keeps comes back as a full dump;
+// - a gap the event plane reports (lost messages) asks the worker for the missing range,
+//   buffering what arrives meanwhile; a range the worker no longer keeps comes back as a
+//   full dump;
 // - a publisher restart (sequence numbers going backwards) reloads in full;
 // - a worker that leaves has its blocks dropped.
-// It feeds the index; it does not route.
-import { credentials, Metadata } from '@grpc/grpc-js';
-import { WorkerClient, type DumpKvStateResponse } from '@armature/proto';
-import {
-  KV_TOPIC,
-  followPublishers,
-  isPublisherRestart,
-  type EventMessage,
-  type EventPlane,
-  type EventSubscriber,
-} from '@armature/event-plane';
+// The event plane tracks sequence continuity; the feed keeps only the watermark of what
+// it has applied (a dump's next_seq), which the plane cannot know, to merge a dump with
+// the stream. It feeds the index; it does not route.
+import { Metadata } from '@grpc/grpc-js';
+import type { DumpKvStateResponse } from '@armature/proto';
+import { KV_TOPIC, isPublisherRestart, type EventMessage, type SequenceGap } from '@armature/event-plane';
 import { decodeKvEventBatch, type KvHashScheme, type KvIndexer } from '@armature/kv';
 import type { MetricsRegistry } from '@armature/metrics';
-import {
-  CLIENT_CHANNEL_OPTIONS,
-  createLogger,
-  type Discovery,
-  type InstanceRecord,
-  type Watch,
-} from '@armature/runtime';
+import { createLogger, type InstanceRecord } from '@armature/runtime';
+import type { WorkerDirectory } from './worker-directory.js';
 
 const log = createLogger('router/kv-feed');
 
@@ -35,8 +26,8 @@ export type KvDumpFetcher = (record: InstanceRecord, fromSeq: bigint | undefined
 
 export interface KvFeedOptions {
   index: KvIndexer;
-  discovery: Discovery;
-  eventPlane: EventPlane;
+  /** The workers, and the subscriber their KV events arrive on (it must receive KV_TOPIC). */
+  directory: WorkerDirectory;
   metrics: MetricsRegistry;
   /** Worker roles whose KV events are followed (default ['decode']). */
   roles?: readonly ('decode' | 'prefill')[];
@@ -83,10 +74,8 @@ export function publishesKvEvents(record: InstanceRecord): boolean {
 export class KvFeed {
   private readonly byInstance = new Map<string, WorkerFeed>();
   private readonly byAddress = new Map<string, WorkerFeed>();
-  private readonly clients = new Map<string, WorkerClient>();
   private readonly readyListeners: Array<(instanceId: string) => void> = [];
-  private subscriber: EventSubscriber | undefined;
-  private follows: Watch[] = [];
+  private closed = false;
   private readonly readyTimeoutMs: number;
   private readonly dumpTimeoutMs: number;
   private readonly maxBuffered: number;
@@ -99,27 +88,43 @@ export class KvFeed {
     this.fetchDump = options.fetchDump ?? ((record, fromSeq) => this.grpcDump(record, fromSeq));
   }
 
+  /** Registers with the directory; call before the directory starts. */
   start(): void {
-    const sub = this.options.eventPlane.createSubscriber({ topics: [KV_TOPIC] });
-    this.subscriber = sub;
-    sub.onGap((gap) => {
-      if (!isPublisherRestart(gap)) return; // losses are found by our own sequence tracking
-      const feed = this.byAddress.get(gap.publisher);
-      if (!feed) return;
+    const { directory } = this.options;
+    directory.onGap(KV_TOPIC, (gap) => this.onGap(gap));
+    directory.onMessage(KV_TOPIC, (msg) => this.onMessage(msg));
+    for (const role of this.options.roles ?? ['decode']) {
+      directory.followPublishers(role, {
+        onJoin: (record) => this.join(record),
+        onLeave: (record) => this.leave(record),
+        onUpdate: (record) => this.update(record),
+      });
+    }
+  }
+
+  private onGap(gap: SequenceGap): void {
+    const feed = this.byAddress.get(gap.publisher);
+    if (!feed || this.closed) return;
+    if (isPublisherRestart(gap)) {
       this.options.metrics.get('armature_router_kv_gaps_total').inc({ kind: 'restart' });
       log.warn('KV publisher restarted; reloading its state', { worker: feed.record.instanceId });
       this.load(feed, undefined);
-    });
-    sub.onMessage((msg) => this.onMessage(msg));
-    for (const role of this.options.roles ?? ['decode']) {
-      this.follows.push(
-        followPublishers(this.options.discovery, { role }, sub, {
-          onJoin: (record) => this.join(record),
-          onLeave: (record) => this.leave(record),
-          onUpdate: (record) => this.update(record),
-        }),
-      );
+      return;
     }
+    // A load in flight merges what it finds with the stream; a dump may already cover the hole.
+    if (feed.phase !== 'live' || gap.receivedSeq <= feed.nextSeq) return;
+    this.recoverLoss(feed, gap.receivedSeq);
+  }
+
+  /** Messages from `feed.nextSeq` up to `receivedSeq` are lost: fetch the range; what arrives meanwhile is buffered. */
+  private recoverLoss(feed: WorkerFeed, receivedSeq: bigint): void {
+    this.options.metrics.get('armature_router_kv_gaps_total').inc({ kind: 'loss' });
+    log.warn('KV event gap; fetching the missing range', {
+      worker: feed.record.instanceId,
+      expected: String(feed.nextSeq),
+      received: String(receivedSeq),
+    });
+    this.load(feed, feed.nextSeq);
   }
 
   /** True once a worker's KV state is loaded (or its load timed out and it is scored anyway). */
@@ -138,7 +143,7 @@ export class KvFeed {
   }
 
   private join(record: InstanceRecord): void {
-    if (!publishesKvEvents(record)) return;
+    if (this.closed || !publishesKvEvents(record)) return;
     const previous = this.byInstance.get(record.instanceId);
     if (previous) this.forget(previous);
     const feed: WorkerFeed = {
@@ -177,18 +182,8 @@ export class KvFeed {
       this.join(record);
       return;
     }
-    if (feed.record.grpcAddress && feed.record.grpcAddress !== record.grpcAddress)
-      this.dropClient(feed.record.grpcAddress);
     feed.record = record;
     this.options.index.setHashScheme(record.instanceId, hashSchemeOf(record));
-  }
-
-  private dropClient(address: string): void {
-    const client = this.clients.get(address);
-    if (client) {
-      client.close();
-      this.clients.delete(address);
-    }
   }
 
   private leave(record: InstanceRecord): void {
@@ -197,7 +192,6 @@ export class KvFeed {
     this.forget(feed);
     this.options.index.removeWorker(record.instanceId);
     this.options.metrics.get('armature_router_indexed_blocks').remove({ worker: record.instanceId });
-    if (feed.record.grpcAddress) this.dropClient(feed.record.grpcAddress);
   }
 
   private forget(feed: WorkerFeed): void {
@@ -227,14 +221,10 @@ export class KvFeed {
     }
     if (msg.seq < feed.nextSeq) return; // already applied (from a dump)
     if (msg.seq > feed.nextSeq) {
-      this.options.metrics.get('armature_router_kv_gaps_total').inc({ kind: 'loss' });
-      log.warn('KV event gap; fetching the missing range', {
-        worker: feed.record.instanceId,
-        expected: String(feed.nextSeq),
-        received: String(msg.seq),
-      });
+      // Past a dump's watermark with nothing in between: the first message after a load,
+      // whose predecessors the plane never saw (so it reported no gap), was not the next.
+      this.recoverLoss(feed, msg.seq);
       this.buffer(feed, msg);
-      this.load(feed, feed.nextSeq);
       return;
     }
     this.apply(feed, msg.payload);
@@ -342,12 +332,7 @@ export class KvFeed {
   private grpcDump(record: InstanceRecord, fromSeq: bigint | undefined): Promise<DumpKvStateResponse> {
     const address = record.grpcAddress;
     if (!address) return Promise.reject(new Error(`worker ${record.instanceId} has no gRPC address`));
-    let client = this.clients.get(address);
-    if (!client) {
-      client = new WorkerClient(address, credentials.createInsecure(), CLIENT_CHANNEL_OPTIONS);
-      this.clients.set(address, client);
-    }
-    const c = client;
+    const c = this.options.directory.client(address);
     return new Promise((resolve, reject) => {
       c.dumpKvState(
         { fromSeq: fromSeq === undefined ? undefined : Number(fromSeq) },
@@ -365,12 +350,9 @@ export class KvFeed {
     }
   }
 
+  /** Stops following; the directory, which owns the subscriber and the clients, closes separately. */
   async close(): Promise<void> {
+    this.closed = true;
     for (const f of [...this.byInstance.values()]) this.forget(f);
-    for (const w of this.follows) w.close();
-    this.follows = [];
-    for (const c of this.clients.values()) c.close();
-    this.clients.clear();
-    await this.subscriber?.close();
   }
 }

@@ -3,62 +3,48 @@
 // state before scoring it), shares active load with its replicas, and registers itself.
 import { randomUUID } from 'node:crypto';
 import { RouterService } from '@armature/proto';
-import { ZmqEventPlane } from '@armature/event-plane';
+import { KV_TOPIC, ZmqEventPlane } from '@armature/event-plane';
 import { MetricsRegistry, serveMetrics } from '@armature/metrics';
+import { routerSettingsFromEnv } from '@armature/deploy/settings';
+import { createPolicy, KvRouter } from '@armature/router-core';
 import {
-  compileDisaggSettings,
-  createPolicy,
-  KvRouter,
-  type BusyThresholds,
-  type RouterQueueOptions,
-} from '@armature/router-core';
-import {
-  ArmatureError,
   bindGrpcServer,
   createGrpcServer,
   createLogger,
   createShutdown,
   discoveryFromEnv,
   envInt,
-  envJson,
   envString,
   installSignalHandlers,
   leaseMsFromEnv,
   shutdownGrpcServer,
 } from '@armature/runtime';
-import type { ApproxIndexerOptions } from '@armature/kv';
 import { KvFeed } from './kv-feed.js';
-import { ReplicaSync } from './replica-sync.js';
+import { ACTIVE_TOPIC, ReplicaSync } from './replica-sync.js';
 import { Router, routerGrpcHandlers } from './router-service.js';
-import { WorkerSet } from './worker-set.js';
+import { WorkerDirectory } from './worker-directory.js';
 
 const log = createLogger('router');
-
-function objectFromEnv<T>(name: 'ARMATURE_ROUTER_BUSY' | 'ARMATURE_ROUTER_QUEUE' | 'ARMATURE_ROUTER_APPROX'): T {
-  const value = envJson(name, {});
-  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    throw new ArmatureError('invalid_argument', 'bad_env', `${name} must be a JSON object`);
-  }
-  return value as T;
-}
 
 async function main(): Promise<void> {
   const host = envString('ARMATURE_HOST', '127.0.0.1');
   const instanceId = envString('ARMATURE_INSTANCE_ID', `router-${randomUUID().slice(0, 8)}`);
-  const policyId = envString('ARMATURE_ROUTER_POLICY', 'kv');
-  const policy = createPolicy(policyId, envJson('ARMATURE_ROUTER_PARAMS', {}));
+  // Typed, checked as the graph checks them, defaults from @armature/deploy's settings table.
+  const settings = routerSettingsFromEnv();
+  const policyId = settings.policy;
+  const policy = createPolicy(policyId, settings.params);
   const kv = new KvRouter({
     policy,
-    busy: objectFromEnv<BusyThresholds>('ARMATURE_ROUTER_BUSY'),
-    approximate: objectFromEnv<ApproxIndexerOptions>('ARMATURE_ROUTER_APPROX'),
+    busy: settings.busy,
+    approximate: settings.approximate,
     replicaId: instanceId,
   });
   // Prefill workers are chosen KV-aware by default; the decode pool uses the router's policy.
-  const disagg = compileDisaggSettings(envJson('ARMATURE_DISAGG', {}));
+  const disagg = settings.disagg;
   const prefillRouter = new KvRouter({
     policy: createPolicy(disagg.prefillPolicy, disagg.prefillParams),
-    busy: objectFromEnv<BusyThresholds>('ARMATURE_ROUTER_BUSY'),
-    approximate: objectFromEnv<ApproxIndexerOptions>('ARMATURE_ROUTER_APPROX'),
+    busy: settings.busy,
+    approximate: settings.approximate,
     index: kv.index,
     replicaId: instanceId,
   });
@@ -66,13 +52,16 @@ async function main(): Promise<void> {
   const eventPlane = new ZmqEventPlane();
   const publisher = await eventPlane.createPublisher({ host });
   const metrics = new MetricsRegistry();
-  const workers = new WorkerSet(discovery, eventPlane);
+  // One view of the cluster: the workers (their load and KV events) and the other routers.
+  const workers = new WorkerDirectory(discovery, eventPlane, {
+    roles: ['decode', 'prefill', 'router'],
+    topics: [KV_TOPIC, ACTIVE_TOPIC],
+  });
   const feed = new KvFeed({
     index: kv.index,
-    discovery,
-    eventPlane,
+    directory: workers,
     metrics,
-    readyTimeoutMs: envInt('ARMATURE_ROUTER_READY_TIMEOUT_MS', 3_000, { min: 0 }),
+    readyTimeoutMs: settings.readyTimeoutMs,
     roles: ['decode', 'prefill'],
   });
   const router = new Router({
@@ -80,22 +69,19 @@ async function main(): Promise<void> {
     kv,
     metrics,
     feed,
-    queue: objectFromEnv<RouterQueueOptions>('ARMATURE_ROUTER_QUEUE'),
+    queue: settings.queue,
     disagg: { ...disagg.options, prefill: prefillRouter },
   });
   const replicas = new ReplicaSync({
-    router: kv,
-    prefillRouter,
+    core: router.core,
     replicaId: instanceId,
-    discovery,
-    eventPlane,
+    directory: workers,
     publisher,
     metrics,
-    onChange: () => router.onRemoteChange(),
   });
   feed.start();
-  workers.start();
   replicas.start();
+  workers.start();
 
   const server = createGrpcServer();
   server.addService(RouterService, routerGrpcHandlers(router));

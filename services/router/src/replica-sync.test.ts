@@ -4,10 +4,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { ZmqEventPlane } from '@armature/event-plane';
 import { MetricsRegistry } from '@armature/metrics';
-import { createPolicy, KvRouter, type CandidateWorker } from '@armature/router-core';
+import { createPolicy, KvRouter, RouterCore, type CandidateWorker } from '@armature/router-core';
 import { MemoryDiscovery, MemoryDiscoveryHub, type ModelCard } from '@armature/runtime';
 import { waitFor } from '@armature/testing';
-import { ReplicaSync } from './replica-sync.js';
+import { ACTIVE_TOPIC, ReplicaSync } from './replica-sync.js';
+import { WorkerDirectory } from './worker-directory.js';
 
 const card: ModelCard = {
   model: 'm',
@@ -45,21 +46,17 @@ describe('ReplicaSync across pools', () => {
       const publisher = await plane.createPublisher({ host: '127.0.0.1' });
       const decode = new KvRouter({ policy: createPolicy('kv'), replicaId: id });
       const prefill = new KvRouter({ policy: createPolicy('kv'), replicaId: id, index: decode.index });
-      const sync = new ReplicaSync({
-        router: decode,
-        prefillRouter: prefill,
-        replicaId: id,
-        discovery,
-        eventPlane: plane,
-        publisher,
-        metrics: new MetricsRegistry(),
-      });
+      const core = new RouterCore({ source: { candidates: () => [] }, decode, prefill });
+      const directory = new WorkerDirectory(discovery, plane, { roles: ['router'], topics: [ACTIVE_TOPIC] });
+      const sync = new ReplicaSync({ core, replicaId: id, directory, publisher, metrics: new MetricsRegistry() });
       sync.start();
+      directory.start();
       await discovery.register({ instanceId: id, role: 'router', eventAddress: publisher.address });
       closers.push(
         () => discovery.close(),
         () => publisher.close(),
         () => sync.close(),
+        () => directory.close(),
       );
       replicas.push({ decode, prefill });
     }

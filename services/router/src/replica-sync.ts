@@ -6,18 +6,11 @@
 // mode travel with the adds, so the replicas predict the same caches. A replica that
 // leaves discovery takes its entries with it; entries orphaned by a lost message are
 // swept by age. The KV index is not shared: each replica rebuilds it from the workers.
-import {
-  decodeBody,
-  encodeBody,
-  followPublishers,
-  isPublisherRestart,
-  type EventPlane,
-  type EventPublisher,
-  type EventSubscriber,
-} from '@armature/event-plane';
+import { decodeBody, encodeBody, isPublisherRestart, type EventPublisher } from '@armature/event-plane';
 import type { MetricsRegistry } from '@armature/metrics';
-import type { ActiveLoadOp, KvRouter } from '@armature/router-core';
-import { createLogger, type Discovery, type Watch } from '@armature/runtime';
+import type { ActiveLoadOp, RouterCore } from '@armature/router-core';
+import { createLogger } from '@armature/runtime';
+import type { WorkerDirectory } from './worker-directory.js';
 
 const log = createLogger('router/replicas');
 
@@ -90,83 +83,61 @@ function fromWire(w: WireOp): ActiveLoadOp {
 }
 
 export interface ReplicaSyncOptions {
-  /** The decode pool's router (every deployment has one). */
-  router: KvRouter;
-  /** The prefill pool's router, in a deployment that may disaggregate. */
-  prefillRouter?: KvRouter;
+  /** This replica's router: its active-load changes go out, the others' are applied to it. */
+  core: RouterCore;
   /** This replica's instance id. */
   replicaId: string;
-  discovery: Discovery;
-  eventPlane: EventPlane;
+  /** Follows the router role and receives ACTIVE_TOPIC: the other replicas come from it. */
+  directory: WorkerDirectory;
   publisher: EventPublisher;
   metrics: MetricsRegistry;
-  /** Called after a remote change was applied (the router retries its queue). */
-  onChange?: () => void;
 }
 
 export class ReplicaSync {
-  private subscriber: EventSubscriber | undefined;
-  private follow: Watch | undefined;
+  private closed = false;
   /** Publisher address -> replica id, to drop a departed replica's entries. */
   private readonly replicaAt = new Map<string, string>();
 
   constructor(private readonly options: ReplicaSyncOptions) {}
 
-  private routers(): Array<[Pool, KvRouter]> {
-    const { router, prefillRouter } = this.options;
-    return prefillRouter
-      ? [
-          ['decode', router],
-          ['prefill', prefillRouter],
-        ]
-      : [['decode', router]];
-  }
-
-  private dropOrigin(origin: string): number {
-    let dropped = 0;
-    for (const [, r] of this.routers()) dropped += r.active.dropOrigin(origin);
-    return dropped;
-  }
-
+  /** Registers with the core and the directory; call before the directory starts. */
   start(): void {
-    const { replicaId, publisher } = this.options;
-    for (const [pool, r] of this.routers()) {
-      r.onActiveLoad((op) => {
+    const { replicaId, publisher, core, directory } = this.options;
+    core.addObserver({
+      activeLoad: (pool, op) => {
+        if (this.closed) return;
         try {
           publisher.publish(ACTIVE_TOPIC, encodeBody(toWire(replicaId, pool, op)));
         } catch (err) {
           log.warn('cannot publish active load', { error: (err as Error).message });
         }
-      });
-    }
-    const sub = this.options.eventPlane.createSubscriber({ topics: [ACTIVE_TOPIC] });
-    this.subscriber = sub;
-    sub.onMessage((msg) => {
+      },
+    });
+    directory.onMessage(ACTIVE_TOPIC, (msg) => {
+      if (this.closed) return;
       let op: ActiveLoadOp;
       let origin: string;
-      let target: KvRouter | undefined;
+      let pool: Pool;
       try {
         const wire = decodeBody<WireOp>(msg.payload);
         origin = String(wire.router);
         if (origin === replicaId) return;
-        const pool = wire.pool ?? 'decode';
-        target = this.routers().find(([p]) => p === pool)?.[1];
-        if (!target) return; // a pool this replica does not run
+        pool = wire.pool ?? 'decode';
+        if (pool !== 'decode' && pool !== 'prefill') return; // a pool this replica does not run
         op = fromWire(wire);
       } catch (err) {
         log.warn('bad active-load message from a replica', { publisher: msg.publisher, error: (err as Error).message });
         return;
       }
-      target.applyRemote(op, origin);
+      core.applyRemote(pool, op, origin); // and retries the waiting requests
       this.options.metrics.get('armature_router_replica_ops_total').inc({ op: op.op });
-      this.options.onChange?.();
     });
-    sub.onGap((gap) => {
+    directory.onGap(ACTIVE_TOPIC, (gap) => {
       // A restarted replica's old requests are gone with it.
       const origin = this.replicaAt.get(gap.publisher);
-      if (origin && isPublisherRestart(gap)) this.dropOrigin(origin);
+      if (origin && isPublisherRestart(gap)) core.dropOrigin(origin);
     });
-    this.follow = followPublishers(this.options.discovery, { role: 'router' }, sub, {
+    directory.followPublishers('router', {
       onJoin: (record) => {
         if (record.instanceId === replicaId || !record.eventAddress) return;
         this.replicaAt.set(record.eventAddress, record.instanceId);
@@ -175,15 +146,14 @@ export class ReplicaSync {
       onLeave: (record) => {
         if (record.instanceId === replicaId) return;
         if (record.eventAddress) this.replicaAt.delete(record.eventAddress);
-        const dropped = this.dropOrigin(record.instanceId);
+        const dropped = core.dropOrigin(record.instanceId);
         log.info('router replica left', { replica: record.instanceId, droppedRequests: dropped });
-        this.options.onChange?.();
       },
     });
   }
 
+  /** Stops publishing and applying; the directory closes separately. */
   async close(): Promise<void> {
-    this.follow?.close();
-    await this.subscriber?.close();
+    this.closed = true;
   }
 }

@@ -9,7 +9,7 @@ import { createPolicy, KvRouter } from '@armature/router-core';
 import { ArmatureError, MemoryDiscovery, MemoryDiscoveryHub, type ModelCard } from '@armature/runtime';
 import { waitFor } from '@armature/testing';
 import { Router } from './router-service.js';
-import { WorkerSet } from './worker-set.js';
+import { WorkerDirectory } from './worker-directory.js';
 
 const card = (model: string): ModelCard => ({
   model,
@@ -53,7 +53,7 @@ describe('Router queue', () => {
         card: card(model),
       });
     }
-    const workers = new WorkerSet(discovery, new MemoryEventPlane());
+    const workers = new WorkerDirectory(discovery, new MemoryEventPlane());
     workers.start();
     await waitFor(() => workers.size === 2, 2_000);
     const metrics = new MetricsRegistry();
@@ -129,7 +129,7 @@ describe('Router: disaggregated pairs', () => {
       grpcAddress: '127.0.0.1:11',
       card: card('m'),
     });
-    const workers = new WorkerSet(discovery, new MemoryEventPlane());
+    const workers = new WorkerDirectory(discovery, new MemoryEventPlane());
     workers.start();
     closers.push(() => workers.close());
     await waitFor(() => workers.size === 1, 2_000);

@@ -1,6 +1,7 @@
 // The offline cluster simulator behind `armature replay`: a router policy and n mocker
 // workers in virtual time, in one process. It runs the same code as the live services —
-// router-core's policies and active-load tracking, the mocker's MockerCore — and only
+// router-core's RouterCore (the request lifecycle and waiting room the router service
+// runs), its policies and active-load tracking, the mocker's MockerCore — and only
 // replaces the clock, the sockets and the sleeps: a worker's forward pass that the live
 // engine would sleep through is an event at now + duration here. No timers, no I/O.
 //
@@ -11,15 +12,15 @@
 import { compileMockerOptions, MockerCore, mockerCard, type EngineLoad, type MockerOptions } from '@armature/engine';
 import {
   createPolicy,
-  DisaggRouter,
   KvRouter,
-  type DisaggOptions,
-  RouterQueue,
+  RouterCore,
   type BusyThresholds,
-  type CandidateWorker,
+  type DisaggOptions,
+  type DisaggOutcome,
+  type RouterCandidate,
   type RouterQueueOptions,
 } from '@armature/router-core';
-import type { ModelCard } from '@armature/runtime';
+import { IDLE_LOAD, type ArmatureError, type ModelCard } from '@armature/runtime';
 import type { RequestRecord } from '../results/types.js';
 import { mulberry32 } from '../load/schedule.js';
 import { EventQueue } from './event-queue.js';
@@ -106,12 +107,13 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
   const config = compileMockerOptions(options.mocker);
   const card = mockerCard(config);
   let now = 0;
+  const clock = (): number => now;
   // Seeded, so a replay is reproducible run to run.
   const policy = createPolicy(options.policy, options.policyParams ?? {}, {
     random: mulberry32(options.seed ?? 1),
-    now: () => now,
+    now: clock,
   });
-  const router = new KvRouter({ policy, busy: options.busy, now: () => now });
+  const router = new KvRouter({ policy, busy: options.busy, now: clock });
   const approximate = config.kvEvents === 'none';
   const makeWorker = (id: string, role: SimWorker['role'], owner: KvRouter): SimWorker => {
     owner.index.setHashScheme(id, config.kvEvents === 'armature' ? 'armature' : 'opaque');
@@ -122,32 +124,49 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
       core: new MockerCore(config, approximate ? {} : { onKvEvents: (batch) => owner.index.applyBatch(id, batch) }),
       card,
       busy: false,
-      published: { activeDecodeBlocks: 0, activePrefillTokens: 0, waitingRequests: 0, runningRequests: 0, kvUsage: 0 },
+      published: { ...IDLE_LOAD },
     };
   };
   const workers: SimWorker[] = Array.from({ length: options.workers }, (_, i) =>
     makeWorker(`decode-${i}`, 'decode', router),
   );
   const disagg = options.disagg;
-  let pair: DisaggRouter | undefined;
+  let prefillRouter: KvRouter | undefined;
   let prefillWorkers: SimWorker[] = [];
-  const disaggStats: DisaggStats = { remote: 0, local: 0, aggregated: 0, transferredBytes: 0, transferMs: 0 };
-  /** Requests prefilling remotely: the decode worker waiting for their KV. */
-  const remote = new Map<string, { request: SimRequest; decode: SimWorker }>();
   if (disagg) {
     const prefillPolicy = createPolicy(disagg.prefillPolicy ?? 'kv', disagg.prefillPolicyParams ?? {}, {
       random: mulberry32((options.seed ?? 1) + 1),
-      now: () => now,
+      now: clock,
     });
-    const prefillRouter = new KvRouter({ policy: prefillPolicy, now: () => now });
-    pair = new DisaggRouter(prefillRouter, router, disagg.options);
+    prefillRouter = new KvRouter({ policy: prefillPolicy, now: clock });
+    const owner = prefillRouter;
     prefillWorkers = Array.from({ length: disagg.prefillWorkers }, (_, i) =>
-      makeWorker(`prefill-${i}`, 'prefill', prefillRouter),
+      makeWorker(`prefill-${i}`, 'prefill', owner),
     );
   }
+  const candidatesOf = (pool: SimWorker[]): RouterCandidate[] =>
+    pool.map((w) => ({
+      instanceId: w.id,
+      grpcAddress: '',
+      card: w.card,
+      published: w.published,
+      approximate,
+      ready: true,
+    }));
+  // The same lifecycle as the live router (waiting room, placement, release), in virtual time.
+  const core = new RouterCore({
+    source: { candidates: (_model, role) => candidatesOf(role === 'prefill' ? prefillWorkers : workers) },
+    decode: router,
+    prefill: prefillRouter,
+    disagg: disagg?.options,
+    queue: options.queue,
+    now: clock,
+  });
+  const disaggStats: DisaggStats = { remote: 0, local: 0, aggregated: 0, transferredBytes: 0, transferMs: 0 };
+  /** Requests prefilling remotely: the decode worker waiting for their KV, and the bytes it pulls. */
+  const remote = new Map<string, { request: SimRequest; decode: SimWorker; transferBytes: number }>();
   const kvBytesPerToken = disagg?.kvBytesPerToken ?? 131_072;
   const bytesPerMs = (disagg?.bandwidthGBps ?? 64) * 1e6;
-  const waiting = new RouterQueue<{ request: SimRequest; promptTokens: number; enqueuedAt: number }>(options.queue);
   const queue = new EventQueue<SimEvent>();
   const records = new Map<string, RequestRecord>();
   const decisions: Record<string, number> = {};
@@ -160,8 +179,6 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
 
   for (const request of requests) queue.push(request.arrivalMs, { kind: 'arrival', request });
 
-  const candidatesOf = (pool: SimWorker[]): CandidateWorker[] =>
-    pool.map((w) => ({ instanceId: w.id, grpcAddress: '', card: w.card, published: w.published, approximate }));
   const byId = new Map([...workers, ...prefillWorkers].map((w) => [w.id, w]));
 
   const addTo = (worker: SimWorker, id: string, tokenIds: number[], maxTokens: number): boolean => {
@@ -186,56 +203,43 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     return true;
   };
 
-  /** Disaggregated placement: a pair, or a local prefill; false when every decode worker is busy. */
-  const placePair = (r: SimRequest): boolean => {
+  /** Hands a routed request to its worker: the decode worker, or a prefill worker first. */
+  const dispatch = (r: SimRequest, out: DisaggOutcome): void => {
     const record = records.get(r.id)!;
-    const out = pair!.route(candidatesOf(prefillWorkers), candidatesOf(workers), {
-      requestId: r.id,
-      model: card.model,
-      tokenIds: r.promptTokenIds,
-    });
-    if (!out) return false;
     const decode = byId.get(out.decode.worker.instanceId)!;
     decisions[decode.id] = (decisions[decode.id] ?? 0) + 1;
     record.worker = decode.id;
     if (!out.prefill) {
-      disaggStats[out.mode === 'aggregated' ? 'aggregated' : 'local']++;
+      if (disagg) disaggStats[out.mode === 'aggregated' ? 'aggregated' : 'local']++;
       overlapBlocks += out.decode.overlapBlocks;
       promptBlocks += out.decode.fullBlocks;
       addTo(decode, r.id, r.promptTokenIds, r.outputTokens);
-      return true;
+      return;
     }
     disaggStats.remote++;
     overlapBlocks += out.prefill.overlapBlocks;
     promptBlocks += out.prefill.fullBlocks;
     const prefill = byId.get(out.prefill.worker.instanceId)!;
     decisions[prefill.id] = (decisions[prefill.id] ?? 0) + 1;
-    remote.set(r.id, { request: r, decode });
+    remote.set(r.id, { request: r, decode, transferBytes: out.blocksToPull * card.blockSize * kvBytesPerToken });
     // The prefill worker computes the prompt and its first token (max_tokens 1).
-    const transferBytes = out.blocksToPull * card.blockSize * kvBytesPerToken;
-    remotePlans.set(r.id, transferBytes);
     addTo(prefill, r.id, r.promptTokenIds, 1);
-    return true;
   };
-  const remotePlans = new Map<string, number>();
 
-  /** Routes a request and hands it to its worker; false when every worker is busy. */
-  const place = (r: SimRequest): boolean => {
-    if (pair) return placePair(r);
-    const record = records.get(r.id)!;
-    const outcome = router.route(candidatesOf(workers), {
-      requestId: r.id,
-      model: card.model,
-      tokenIds: r.promptTokenIds,
-    });
-    if (!outcome) return false;
-    overlapBlocks += outcome.overlapBlocks;
-    promptBlocks += outcome.fullBlocks;
-    const worker = byId.get(outcome.worker.instanceId)!;
-    decisions[worker.id] = (decisions[worker.id] ?? 0) + 1;
-    record.worker = worker.id;
-    addTo(worker, r.id, r.promptTokenIds, r.outputTokens);
-    return true;
+  /** Requests the router refuses get the live router's 503. */
+  const refuse = (record: RequestRecord, err: ArmatureError): void => {
+    queueRejected++;
+    record.error = {
+      type: 'rejected',
+      message:
+        err.reason === 'router_queue_timeout'
+          ? 'every worker stayed busy past the router queue timeout'
+          : err.reason === 'router_queue_full'
+            ? 'every worker is busy and the router queue is full'
+            : err.message,
+    };
+    record.endMs = now;
+    finish(record);
   };
 
   const startPass = (w: SimWorker): void => {
@@ -246,26 +250,15 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
   };
 
   const finish = (record: RequestRecord): void => {
-    router.free(record.id);
+    core.free(record.id);
     done++;
     if (options.onProgress && done % progressEvery === 0) options.onProgress(done, requests.length, now);
-  };
-
-  /** Requests that waited past the queue timeout get the live router's 503. */
-  const expireWaiting = (): void => {
-    for (const item of waiting.expire(now)) {
-      const record = records.get(item.request.id)!;
-      queueRejected++;
-      record.error = { type: 'rejected', message: 'every worker stayed busy past the router queue timeout' };
-      record.endMs = now;
-      finish(record);
-    }
   };
 
   for (let ev = queue.pop(); ev; ev = queue.pop()) {
     now = ev.at;
     const event = ev.value;
-    if (waiting.length > 0) expireWaiting();
+    core.expire();
     if (event.kind === 'arrival') {
       const r = event.request;
       const record: RequestRecord = {
@@ -277,13 +270,13 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
         outputTokens: 0,
       };
       records.set(r.id, record);
-      if (waiting.length > 0 || !place(r)) {
-        if (!waiting.push({ request: r, promptTokens: r.promptTokenIds.length, enqueuedAt: now })) {
-          queueRejected++;
-          record.error = { type: 'rejected', message: 'every worker is busy and the router queue is full' };
-          record.endMs = now;
-          finish(record);
-        }
+      try {
+        core.submit(
+          { requestId: r.id, model: card.model, tokenIds: r.promptTokenIds },
+          { placed: (out) => dispatch(r, out), refused: (err) => refuse(record, err) },
+        );
+      } catch (err) {
+        refuse(record, err as ArmatureError);
       }
       continue;
     }
@@ -294,8 +287,13 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
       addTo(decode, r.id, [...r.promptTokenIds, firstToken], r.outputTokens - 1);
       continue;
     }
-    // A forward pass ended: its outputs reach the clients now.
+    // A forward pass ended: the worker publishes its load and starts its next pass; its
+    // outputs reach the clients now.
     const w = event.worker;
+    w.busy = false;
+    w.published = w.core.load();
+    if (w.core.hasWork()) startPass(w);
+    else w.core.flush(now);
     for (const { requestId, output } of event.outputs) {
       const record = records.get(requestId);
       if (!record) continue;
@@ -309,7 +307,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
           record.outputTokens += output.tokenIds.length;
         }
         if (!output.finishReason) continue;
-        pair!.prefill.free(requestId);
+        core.markPrefillComplete(requestId);
         const plan = remote.get(requestId)!;
         remote.delete(requestId);
         if (output.finishReason === 'error' || output.finishReason === 'cancelled') {
@@ -323,10 +321,8 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
           finish(record);
           continue;
         }
-        const bytes = remotePlans.get(requestId) ?? 0;
-        remotePlans.delete(requestId);
-        const transferMs = bytes / bytesPerMs;
-        disaggStats.transferredBytes += bytes;
+        const transferMs = plan.transferBytes / bytesPerMs;
+        disaggStats.transferredBytes += plan.transferBytes;
         disaggStats.transferMs += transferMs;
         queue.push(now + transferMs, {
           kind: 'transfer-done',
@@ -341,7 +337,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
       if (output.tokenIds.length > 0) {
         if (record.firstTokenMs === undefined) {
           record.firstTokenMs = now;
-          router.prefillComplete(requestId);
+          core.markPrefillComplete(requestId);
         }
         record.chunkMs.push(now);
         record.outputTokens += output.tokenIds.length;
@@ -354,11 +350,8 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
         finish(record);
       }
     }
-    w.busy = false;
-    w.published = w.core.load();
-    if (w.core.hasWork()) startPass(w);
-    else w.core.flush(now);
-    if (waiting.length > 0) waiting.drain((item) => place(item.request));
+    // Its new load may give a waiting request room.
+    core.pump();
   }
   return {
     records: [...records.values()],
@@ -367,6 +360,6 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     decisions,
     routerHitRate: promptBlocks > 0 ? overlapBlocks / promptBlocks : 0,
     queueRejected,
-    ...(pair ? { disagg: disaggStats } : {}),
+    ...(disagg ? { disagg: disaggStats } : {}),
   };
 }
