@@ -1,11 +1,12 @@
 // A real local cluster for integration tests: frontend, router and decode workers as
-// separate Node processes on 127.0.0.1, found through file discovery in a temp dir.
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+// separate Node processes on 127.0.0.1, found through file discovery in a temp dir. The
+// graph is compiled and launched by @armature/deploy (the launcher `armature up` uses),
+// without restarts: tests kill replicas on purpose and start them again themselves.
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { compileGraph, launch, waitHealthy } from '@armature/deploy';
 import { FileDiscovery } from '@armature/runtime';
-import { freePort, spawnNode, waitFor, type ServiceProcess } from '@armature/testing';
+import type { ServiceProcess } from '@armature/testing';
 
 export const ROOT = resolve(fileURLToPath(new URL('../..', import.meta.url)));
 export const MODEL = 'armature/test-model';
@@ -49,102 +50,66 @@ export interface Cluster {
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
-  const discoveryDir = await mkdtemp(join(tmpdir(), 'armature-it-'));
-  const common = {
-    ARMATURE_HOST: '127.0.0.1',
-    ARMATURE_DISCOVERY_BACKEND: 'file',
-    ARMATURE_DISCOVERY_DIR: discoveryDir,
-    ARMATURE_DISCOVERY_LEASE_MS: String(options.leaseMs ?? 2_000),
-    ARMATURE_LOG_LEVEL: 'info',
-    ...options.extraEnv,
-  };
-  const workers = new Map<string, ServiceProcess>();
   const count = options.workers ?? 2;
   const engine = options.engine ?? 'mocker';
-  const engineArgs = JSON.stringify(
+  const engineArgs =
     engine === 'mocker'
       ? { speedup: 50, contextLength: 4096, ...options.engineArgs }
-      : { threads: 1, ...options.engineArgs },
+      : { threads: 1, ...options.engineArgs };
+  const graph = compileGraph(
+    {
+      model: MODEL,
+      services: {
+        frontend: { maxBodyBytes: options.maxBodyBytes ?? 64 * 1024 },
+        router: { replicas: options.routers ?? 1, policy: options.policy ?? 'round-robin' },
+        prefill: { replicas: options.prefillWorkers ?? 0, engine, engineArgs },
+        decode: { replicas: count, engine, engineArgs },
+      },
+    },
+    { name: 'it' },
   );
-  for (let i = 0; i < count; i++) {
-    const id = `decode-${i}`;
-    workers.set(
-      id,
-      spawnNode(join(ROOT, 'services/decode/dist/main.js'), [], {
-        ...common,
-        ARMATURE_INSTANCE_ID: id,
-        ARMATURE_MODEL: MODEL,
-        ARMATURE_ENGINE: engine,
-        ARMATURE_ENGINE_ARGS: engineArgs,
-        ...options.decodeEnv,
-      }),
-    );
-  }
-  for (let i = 0; i < (options.prefillWorkers ?? 0); i++) {
-    const id = `prefill-${i}`;
-    workers.set(
-      id,
-      spawnNode(join(ROOT, 'services/prefill/dist/main.js'), [], {
-        ...common,
-        ARMATURE_INSTANCE_ID: id,
-        ARMATURE_MODEL: MODEL,
-        ARMATURE_ENGINE: engine,
-        ARMATURE_ENGINE_ARGS: engineArgs,
-        ...options.prefillEnv,
-      }),
-    );
-  }
-  const routers = new Map<string, ServiceProcess>();
-  const spawnRouter = (id: string): ServiceProcess => {
-    const proc = spawnNode(join(ROOT, 'services/router/dist/main.js'), [], {
-      ...common,
-      ARMATURE_INSTANCE_ID: id,
-      ARMATURE_ROUTER_POLICY: options.policy ?? 'round-robin',
-      ...options.routerEnv,
-    });
-    routers.set(id, proc);
-    return proc;
-  };
-  for (let i = 0; i < (options.routers ?? 1); i++) spawnRouter(`router-${i}`);
-  const router = routers.get('router-0')!;
-  const port = await freePort();
-  const frontend = spawnNode(join(ROOT, 'services/frontend/dist/main.js'), [], {
-    ...common,
-    ARMATURE_INSTANCE_ID: 'frontend-0',
-    ARMATURE_HTTP_PORT: String(port),
-    ARMATURE_MAX_BODY_BYTES: String(options.maxBodyBytes ?? 64 * 1024),
-    ...options.frontendEnv,
+  const running = await launch(graph, {
+    tempDiscoveryDir: 'armature-it-',
+    freePort: true,
+    out: null,
+    keepAllOutput: true,
+    restart: false,
+    readiness: 'ready',
+    naming: 'numbered',
+    stopOrder: 'together',
+    env: {
+      ARMATURE_DISCOVERY_LEASE_MS: String(options.leaseMs ?? 2_000),
+      ARMATURE_LOG_LEVEL: 'info',
+      ...options.extraEnv,
+    },
+    envByKind: {
+      router: options.routerEnv,
+      prefill: options.prefillEnv,
+      decode: options.decodeEnv,
+      frontend: options.frontendEnv,
+    },
   });
-  const url = `http://127.0.0.1:${port}`;
+  const processesOf = (kind: 'router' | 'prefill' | 'decode'): Array<[string, ServiceProcess]> =>
+    running.list(kind).map((r) => [r.name, r.process!]);
+  const workers = new Map<string, ServiceProcess>([...processesOf('decode'), ...processesOf('prefill')]);
+  const routers = new Map<string, ServiceProcess>(processesOf('router'));
+  const router = routers.get('router-0')!;
+  const frontend = running.replica('frontend-0')!.process!;
+  const url = running.url;
+  const discoveryDir = running.discoveryDir;
   const discovery = new FileDiscovery({ dir: discoveryDir, pollMs: 50 });
   const stop = async (): Promise<void> => {
-    await Promise.all([frontend, ...routers.values(), ...workers.values()].map((p) => p.stop(3_000)));
+    await running.stop(3_000); // and removes the discovery directory
     await discovery.close();
-    await rm(discoveryDir, { recursive: true, force: true });
   };
-  try {
-    await Promise.all([...workers.values()].map((w) => w.waitForOutput(/worker ready/)));
-    await Promise.all([...routers.values()].map((r) => r.waitForOutput(/router ready/)));
-    await frontend.waitForOutput(/frontend listening/);
-    // Healthy, and every worker visible to the frontend.
-    await waitFor(
-      async () => {
-        const res = await fetch(`${url}/health`).catch(() => undefined);
-        if (!res?.ok) return false;
-        const body = (await res.json()) as { models: Array<{ workers: number }> };
-        return body.models[0]?.workers === count;
-      },
-      15_000,
-      50,
-      'a healthy frontend seeing every worker',
-    );
-  } catch (err) {
+  // Healthy, and every worker visible to the frontend.
+  if (!(await waitHealthy(url, { timeoutMs: 15_000, pollMs: 50, workers: count }))) {
     await stop();
-    throw err;
+    throw new Error('timed out after 15000 ms waiting for a healthy frontend seeing every worker');
   }
   const startRouter = async (id: string): Promise<ServiceProcess> => {
-    const proc = spawnRouter(id);
-    await proc.waitForOutput(/router ready/);
+    const proc = await running.startReplica('router', id);
+    routers.set(id, proc);
     return proc;
   };
   return { url, discoveryDir, discovery, frontend, router, routers, workers, startRouter, stop };

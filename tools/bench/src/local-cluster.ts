@@ -1,14 +1,8 @@
 // A throwaway local cluster for benchmarks: n decode workers (and optionally m prefill
 // workers), a router and a frontend as child processes on 127.0.0.1, found through file
-// discovery in a temp dir. Workers run the mocker unless `engine` says llamacpp.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-
-const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
+// discovery in a temp dir. Workers run the mocker unless `engine` says llamacpp. The graph
+// is compiled and launched by @armature/deploy, the launcher `armature up` uses too.
+import { compileGraph, launch, nodeArgsFromEnv, waitHealthy } from '@armature/deploy';
 
 export interface LocalClusterOptions {
   model: string;
@@ -32,120 +26,44 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((res) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => res(port));
-    });
-  });
-}
-
 /**
- * Extra Node.js flags for every service, from ARMATURE_BENCH_NODE_ARGS (space-separated), for
- * example `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile a benchmark's services (Node
- * refuses --cpu-prof in NODE_OPTIONS).
+ * Starts the cluster (workers first, then the router, then the frontend, each once ready)
+ * and resolves once the frontend is healthy and sees every worker. Every service gets the
+ * Node.js flags in ARMATURE_BENCH_NODE_ARGS.
  */
-const NODE_ARGS = (process.env.ARMATURE_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-
-function start(script: string, env: Record<string, string>, ready: RegExp): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...NODE_ARGS, join(ROOT, script)], {
-    env: { ...process.env, ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  return new Promise((res, rej) => {
-    let out = '';
-    const on = (b: Buffer): void => {
-      out += b.toString();
-      if (ready.test(out)) {
-        // Keep draining the pipes so a chatty child never blocks on a full buffer.
-        out = '';
-        res(child);
-      }
-    };
-    child.stdout!.on('data', on);
-    child.stderr!.on('data', on);
-    child.once('exit', () => rej(new Error(`${script} exited:\n${out}`)));
-  });
-}
-
-/** Starts the cluster and resolves once the frontend is healthy and sees every worker. */
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
-  const dir = await mkdtemp(join(tmpdir(), 'armature-bench-'));
-  const common = { ARMATURE_DISCOVERY_BACKEND: 'file', ARMATURE_DISCOVERY_DIR: dir, ARMATURE_LOG_LEVEL: 'info' };
-  const port = await freePort();
-  const children: ChildProcess[] = [];
-  const stop = async (): Promise<void> => {
-    await Promise.all(
-      children.map(
-        (c) =>
-          new Promise<void>((done) => {
-            if (c.exitCode !== null || c.signalCode !== null) return done();
-            c.once('exit', () => done());
-            c.kill('SIGTERM');
-            setTimeout(() => c.kill('SIGKILL'), 5_000).unref();
-          }),
-      ),
-    );
-    await rm(dir, { recursive: true, force: true });
-  };
-  const workerEnv = {
-    ARMATURE_MODEL: o.model,
-    ARMATURE_ENGINE: o.engine ?? 'mocker',
-    ARMATURE_ENGINE_ARGS: JSON.stringify(o.engineArgs),
-    ...o.engineEnv,
-  };
-  try {
-    const workers = Array.from({ length: o.workers }, (_, i) =>
-      start(
-        'services/decode/dist/main.js',
-        {
-          ...common,
-          ARMATURE_INSTANCE_ID: `decode-${i}`,
-          ...workerEnv,
-        },
-        /worker ready/,
-      ),
-    );
-    const prefill = Array.from({ length: o.prefillWorkers ?? 0 }, (_, i) =>
-      start(
-        'services/prefill/dist/main.js',
-        {
-          ...common,
-          ARMATURE_INSTANCE_ID: `prefill-${i}`,
-          ...workerEnv,
-        },
-        /worker ready/,
-      ),
-    );
-    children.push(...(await Promise.all([...workers, ...prefill])));
-    children.push(
-      await start(
-        'services/router/dist/main.js',
-        { ...common, ARMATURE_ROUTER_POLICY: o.policy, ...o.routerEnv },
-        /router ready/,
-      ),
-    );
-    children.push(
-      await start(
-        'services/frontend/dist/main.js',
-        { ...common, ARMATURE_HTTP_PORT: String(port), ARMATURE_MAX_BODY_BYTES: String(o.maxBodyBytes ?? 64 << 20) },
-        /frontend listening/,
-      ),
-    );
-    const url = `http://127.0.0.1:${port}`;
-    const deadline = Date.now() + 30_000;
-    for (;;) {
-      const body = (await fetch(`${url}/health`)
-        .then((r) => (r.ok ? r.json() : undefined))
-        .catch(() => undefined)) as { models?: Array<{ workers: number }> } | undefined;
-      if (body?.models?.[0]?.workers === o.workers) break;
-      if (Date.now() > deadline) throw new Error('the local cluster did not become healthy in 30 s');
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return { url, discoveryDir: dir, stop };
-  } catch (err) {
+  const worker = { engine: o.engine ?? 'mocker', engineArgs: o.engineArgs };
+  const graph = compileGraph(
+    {
+      model: o.model,
+      services: {
+        frontend: { maxBodyBytes: o.maxBodyBytes ?? 64 << 20 },
+        router: { policy: o.policy },
+        prefill: { replicas: o.prefillWorkers ?? 0, ...worker },
+        decode: { replicas: o.workers, ...worker },
+      },
+    },
+    { name: 'bench' },
+  );
+  const cluster = await launch(graph, {
+    tempDiscoveryDir: 'armature-bench-',
+    freePort: true,
+    out: null,
+    restart: false,
+    readiness: 'staged',
+    // Loading a real model (llamacpp) can take a while; the mocker is ready at once.
+    readyTimeoutMs: 10 * 60_000,
+    naming: 'numbered',
+    stopOrder: 'together',
+    graceMs: 5_000,
+    nodeArgs: nodeArgsFromEnv(),
+    env: { ARMATURE_LOG_LEVEL: 'info' },
+    envByKind: { decode: o.engineEnv, prefill: o.engineEnv, router: o.routerEnv },
+  });
+  const stop = (): Promise<void> => cluster.stop();
+  if (!(await waitHealthy(cluster.url, { timeoutMs: 30_000, pollMs: 100, workers: o.workers }))) {
     await stop();
-    throw err;
+    throw new Error('the local cluster did not become healthy in 30 s');
   }
+  return { url: cluster.url, discoveryDir: cluster.discoveryDir, stop };
 }

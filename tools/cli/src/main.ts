@@ -2,8 +2,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchCommand, replayCommand, reportCommand } from '@armature/bench';
-import { GraphError, loadGraph } from './graph.js';
-import { Supervisor } from './supervisor.js';
+import { GraphError, launch, LaunchError, loadGraph, waitHealthy, type Supervisor } from '@armature/deploy';
 
 const ROOT = resolve(fileURLToPath(new URL('../../..', import.meta.url)));
 const USAGE = `usage: armature <command>
@@ -25,37 +24,30 @@ dataset specs: mooncake:<file.jsonl>  azure:<file.csv>
                synthetic:count=100,input=512,output=64
 `;
 
-async function waitHealthy(url: string, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    try {
-      const res = await fetch(`${url}/health`);
-      if (res.ok) return true;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  return false;
-}
-
 async function up(args: string[]): Promise<void> {
   const path = resolve(args[0] ?? resolve(ROOT, 'infra/graphs/default.yaml'));
   const graph = await loadGraph(path);
-  const supervisor = new Supervisor(graph);
+  const aborted = new AbortController();
+  let supervisor: Supervisor | undefined;
   let stopping = false;
   const stop = (): void => {
     if (stopping) process.exit(130);
     stopping = true;
     process.stdout.write('armature: stopping all services\n');
-    void supervisor.stop().then(() => process.exit(0));
+    if (supervisor) void supervisor.stop().then(() => process.exit(0));
+    else aborted.abort(); // still starting: launch() stops what it started, then rejects
   };
   process.on('SIGINT', stop);
   process.on('SIGTERM', stop);
-  await supervisor.start();
+  try {
+    supervisor = await launch(graph, { signal: aborted.signal });
+  } catch (err) {
+    if (aborted.signal.aborted) process.exit(0);
+    throw err;
+  }
   const hasFrontend = graph.services.some((s) => s.kind === 'frontend' && s.replicas > 0);
   if (hasFrontend) {
-    if (await waitHealthy(supervisor.url, 60_000)) {
+    if (await waitHealthy(supervisor.url, { timeoutMs: 60_000 })) {
       process.stdout.write(
         `\narmature: ${graph.name} is up — OpenAI API at ${supervisor.url}/v1 (model ${graph.model})\n\n`,
       );
@@ -90,7 +82,7 @@ async function main(argv: string[]): Promise<void> {
 
 main(process.argv.slice(2)).catch((err: unknown) => {
   process.stderr.write(
-    `armature: ${err instanceof GraphError ? err.message : ((err as Error).stack ?? String(err))}\n`,
+    `armature: ${err instanceof GraphError || err instanceof LaunchError ? err.message : ((err as Error).stack ?? String(err))}\n`,
   );
   process.exit(1);
 });

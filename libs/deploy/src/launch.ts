@@ -1,0 +1,104 @@
+// The one way to run a deployment graph on this host, for the CLI (`armature up`), the
+// benchmarks' local clusters and the integration tests: prepares what the callers differ
+// in (a throwaway discovery directory, a free HTTP port) and starts a Supervisor with the
+// rest of their options (logs, output capture, readiness, restart, extra environment).
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { envString } from '@armature/runtime';
+import { LaunchError } from './errors.js';
+import { serviceOfKind, withSettings, type DeploymentGraph } from './graph.js';
+import { Supervisor, type SupervisorOptions } from './supervisor.js';
+
+export interface LaunchOptions extends SupervisorOptions {
+  /**
+   * Run with file discovery in a fresh temp directory whose name starts with this prefix,
+   * instead of the graph's discoveryDir; it is removed after stop().
+   */
+  tempDiscoveryDir?: string;
+  /** Give the frontend a free port instead of the graph's (default false). */
+  freePort?: boolean;
+  /** Aborting stops whatever was started and makes launch() reject. */
+  signal?: AbortSignal;
+}
+
+/** A port that was free on `host` a moment ago. */
+export function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((res, rej) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', rej);
+    server.listen(0, host, () => {
+      const address = server.address();
+      const port = typeof address === 'object' && address ? address.port : 0;
+      server.close(() => res(port));
+    });
+  });
+}
+
+/**
+ * Node.js flags for every service from ARMATURE_BENCH_NODE_ARGS (space-separated; default
+ * none), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile a benchmark's services
+ * (Node refuses --cpu-prof in NODE_OPTIONS).
+ */
+export function nodeArgsFromEnv(env: Record<string, string | undefined> = process.env): string[] {
+  return envString('ARMATURE_BENCH_NODE_ARGS', '', env).split(' ').filter(Boolean);
+}
+
+/** Starts `graph` as supervised processes; resolves with the running supervisor (its scale port). */
+export async function launch(graph: DeploymentGraph, options: LaunchOptions = {}): Promise<Supervisor> {
+  let g = graph;
+  let tempDir: string | undefined;
+  if (options.tempDiscoveryDir !== undefined) {
+    tempDir = await mkdtemp(join(tmpdir(), options.tempDiscoveryDir));
+    g = { ...g, discoveryDir: tempDir };
+  }
+  let supervisor: Supervisor;
+  try {
+    if (options.freePort && serviceOfKind(g, 'frontend'))
+      g = withSettings(g, 'frontend', { port: await freePort(g.host) });
+    supervisor = new Supervisor(g, {
+      ...options,
+      removeDiscoveryDirOnStop: options.removeDiscoveryDirOnStop ?? tempDir !== undefined,
+    });
+  } catch (err) {
+    if (tempDir) await rm(tempDir, { recursive: true, force: true });
+    throw err;
+  }
+  const signal = options.signal;
+  const onAbort = (): void => void supervisor.stop();
+  if (signal?.aborted) onAbort();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    await supervisor.start();
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+  if (signal?.aborted) {
+    await supervisor.stop();
+    throw new LaunchError('launch aborted');
+  }
+  return supervisor;
+}
+
+/**
+ * Polls the frontend's /health until it answers 200 (and, given `workers`, its first model
+ * has that many workers); false after `timeoutMs` (default 60 s; every `pollMs`, default 250).
+ */
+export async function waitHealthy(
+  url: string,
+  options: { timeoutMs?: number; pollMs?: number; workers?: number } = {},
+): Promise<boolean> {
+  const deadline = Date.now() + (options.timeoutMs ?? 60_000);
+  for (;;) {
+    const res = await fetch(`${url}/health`).catch(() => undefined);
+    if (res?.ok) {
+      if (options.workers === undefined) return true;
+      const body = (await res.json().catch(() => undefined)) as { models?: Array<{ workers: number }> } | undefined;
+      if (body?.models?.[0]?.workers === options.workers) return true;
+    }
+    if (Date.now() > deadline) return false;
+    await new Promise((r) => setTimeout(r, options.pollMs ?? 250));
+  }
+}

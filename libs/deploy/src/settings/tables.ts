@@ -1,0 +1,165 @@
+// The settings table of every service kind: each setting's graph key, environment
+// variable, type, default and doc, in one place. The graph compiles YAML through these
+// tables, the launcher writes a replica's environment from them, services read them back
+// (routerSettingsFromEnv), and a test holds the config catalog's stated defaults to them.
+import type { ApproxIndexerOptions } from '@armature/kv';
+import type { BusyThresholds, RouterQueueOptions } from '@armature/router-core';
+import type { ServiceKind } from '../service-kinds.js';
+import {
+  unlessDefault,
+  enumSetting,
+  integerSetting,
+  objectSetting,
+  stringSetting,
+  type Setting,
+  type SettingsTable,
+} from './setting.js';
+
+export interface FrontendSettings {
+  /** HTTP port (default 8000; 0 picks a free port). */
+  port: number;
+  /** Largest request body accepted, bytes (default 4 MiB). */
+  maxBodyBytes: number;
+  /** Deadline of one request, ms (default 600 000). */
+  requestTimeoutMs: number;
+  /** Deadline of a prefill worker's answer before the decode worker prefills itself, ms (default 60 000). */
+  prefillTimeoutMs: number;
+}
+
+export const FRONTEND_SETTINGS: SettingsTable<FrontendSettings> = {
+  port: integerSetting('ARMATURE_HTTP_PORT', 8000, { min: 0, max: 65535 }, 'Frontend HTTP port.', 'a port number'),
+  maxBodyBytes: unlessDefault(
+    integerSetting(
+      'ARMATURE_MAX_BODY_BYTES',
+      4 * 1024 * 1024,
+      { min: 1024 },
+      'Largest HTTP request body the frontend accepts.',
+    ),
+  ),
+  requestTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_REQUEST_TIMEOUT_MS', 600_000, { min: 1 }, 'Deadline for one request.'),
+  ),
+  prefillTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_PREFILL_TIMEOUT_MS', 60_000, { min: 1 }, "Deadline for a prefill worker's answer."),
+  ),
+};
+
+/** The router's settings as the graph holds them: JSON objects checked by router-core. */
+export interface RouterSettings {
+  /** Routing policy plugin id (default kv). */
+  policy: string;
+  /** The policy's parameters (default {}). */
+  params: Record<string, unknown>;
+  /** Busy thresholds (default {}: none). */
+  busy: BusyThresholds;
+  /** Waiting queue (default {}: router-core's defaults). */
+  queue: RouterQueueOptions;
+  /** Approximate-mode prediction (default {}). */
+  approximate: ApproxIndexerOptions;
+  /** Raw disaggregation settings, compiled by compileDisaggSettings (default {}). */
+  disagg: Record<string, unknown>;
+  /** How long a new worker's KV state may load before it is scored anyway, ms (default 3000). */
+  readyTimeoutMs: number;
+}
+
+export const ROUTER_SETTINGS: SettingsTable<RouterSettings> = {
+  policy: stringSetting('ARMATURE_ROUTER_POLICY', 'kv', 'Routing policy plugin id.', 'a policy id'),
+  params: objectSetting('ARMATURE_ROUTER_PARAMS', 'Routing policy parameters.', 'a mapping'),
+  busy: objectSetting('ARMATURE_ROUTER_BUSY', 'Busy thresholds.', 'a mapping {kvUsage, prefillTokens}'),
+  queue: objectSetting('ARMATURE_ROUTER_QUEUE', 'Router queue.', 'a mapping {capacity, order, timeoutMs}'),
+  approximate: objectSetting(
+    'ARMATURE_ROUTER_APPROX',
+    'Approximate-mode prediction.',
+    'a mapping {ttlMs, maxBlocks, pruneFraction}',
+  ),
+  disagg: objectSetting(
+    'ARMATURE_DISAGG',
+    'Disaggregation settings.',
+    'a mapping {minRemotePrefillTokens, maxPrefillQueueTokens, prefillPolicy, prefillParams}',
+  ),
+  readyTimeoutMs: unlessDefault(
+    integerSetting(
+      'ARMATURE_ROUTER_READY_TIMEOUT_MS',
+      3_000,
+      { min: 0 },
+      "How long a new worker's KV state may load before the router scores it anyway.",
+    ),
+  ),
+};
+
+/** Engines a worker can run. */
+export const ENGINES = ['mocker', 'llamacpp'] as const;
+export type EngineKind = (typeof ENGINES)[number];
+
+/** A worker's settings (prefill, decode; the encoder's too until it has its own service). */
+export interface WorkerSettings {
+  /** Model name the worker registers: the graph's `model` (default armature/mock-model). */
+  servedModel: string;
+  /** Engine (default mocker). */
+  engine: EngineKind;
+  /** Engine settings (default {}). */
+  engineArgs: Record<string, unknown>;
+  /** GGUF file a llamacpp worker loads, absolute (default '': the generated test model). */
+  modelPath: string;
+}
+
+const servedModel: Setting<string> = {
+  ...stringSetting('ARMATURE_MODEL', 'armature/mock-model', 'Served model name.', 'a model name'),
+  yamlKey: null,
+};
+const modelPath: Setting<string> = {
+  ...stringSetting('ARMATURE_MODEL_PATH', '', 'GGUF file a llamacpp worker loads.', 'a path to a GGUF file'),
+  yamlKey: 'model',
+};
+
+export const WORKER_SETTINGS: SettingsTable<WorkerSettings> = {
+  servedModel,
+  engine: enumSetting('ARMATURE_ENGINE', ENGINES, 'mocker', 'Engine a worker runs.', 'engine'),
+  engineArgs: objectSetting('ARMATURE_ENGINE_ARGS', 'Engine settings.', 'a mapping'),
+  modelPath,
+};
+
+/** The planner's settings (the planner service does not exist yet; the graph keeps them typed). */
+export interface PlannerSettings {
+  /** Time-to-first-token target, ms (default 500). */
+  sloTtftMs: number;
+  /** Inter-token latency target, ms (default 50). */
+  sloItlMs: number;
+  /** Time between two scaling decisions, ms (default 60 000). */
+  intervalMs: number;
+  /** Where replica counts are applied (default local: the supervisor's scale port). */
+  connector: 'local' | 'kubernetes';
+}
+
+export const PLANNER_SETTINGS: SettingsTable<PlannerSettings> = {
+  sloTtftMs: integerSetting('ARMATURE_PLANNER_SLO_TTFT_MS', 500, { min: 1 }, 'Time-to-first-token target.'),
+  sloItlMs: integerSetting('ARMATURE_PLANNER_SLO_ITL_MS', 50, { min: 1 }, 'Inter-token latency target.'),
+  intervalMs: integerSetting('ARMATURE_PLANNER_INTERVAL_MS', 60_000, { min: 1 }, 'Time between scaling decisions.'),
+  connector: enumSetting(
+    'ARMATURE_PLANNER_CONNECTOR',
+    ['local', 'kubernetes'] as const,
+    'local',
+    'Where replica counts are applied.',
+    'connector',
+  ),
+};
+
+/** The settings object of each kind. */
+export interface SettingsByKind {
+  frontend: FrontendSettings;
+  router: RouterSettings;
+  planner: PlannerSettings;
+  encoder: WorkerSettings;
+  prefill: WorkerSettings;
+  decode: WorkerSettings;
+}
+
+/** The settings table of each kind. */
+export const SETTINGS_BY_KIND: { readonly [K in ServiceKind]: SettingsTable<SettingsByKind[K]> } = {
+  frontend: FRONTEND_SETTINGS,
+  router: ROUTER_SETTINGS,
+  planner: PLANNER_SETTINGS,
+  encoder: WORKER_SETTINGS,
+  prefill: WORKER_SETTINGS,
+  decode: WORKER_SETTINGS,
+};
