@@ -1,2 +1,3 @@
 export * from './validate.js';
+export * from './model-fit.js';
 export * from './responses.js';

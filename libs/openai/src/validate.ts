@@ -1,6 +1,9 @@
 // Validation of OpenAI request bodies into one normalised request. Every rejection is an
 // ArmatureError('invalid_argument') naming the offending `param`, rendered as OpenAI's
 // error JSON by the frontend. Unknown fields are ignored, as OpenAI's server does.
+// Each field is checked here once, for its shape; the checks that need the model (the
+// tokenized prompt against the context and the vocabulary) are in model-fit.ts. Nothing
+// downstream checks a field again: it takes the typed values.
 import { ArmatureError } from '@armature/runtime';
 
 export interface ChatMessageIn {
@@ -8,19 +11,32 @@ export interface ChatMessageIn {
   content: string;
 }
 
+/** Sampling settings as the client gave them; absent ones are the engine's defaults. */
+export interface SamplingParams {
+  /** In [0, 2]. */
+  temperature?: number;
+  /** In (0, 1]. */
+  topP?: number;
+  /** -1 or more (-1 and 0: no top-k). */
+  topK?: number;
+  seed?: number;
+}
+
 export interface NormalizedRequest {
   kind: 'chat' | 'completion';
   model: string;
   /** Chat requests. */
   messages?: ChatMessageIn[];
-  /** Completion requests: text, or token ids. */
+  /** Completion requests: text, or token ids (each below 2^32). */
   prompt?: string | number[];
+  /**
+   * `max_completion_tokens`, else `max_tokens`: an integer of at least 1. Absent: as many
+   * as the context leaves, resolved (and checked against the context) by `fitToModel`.
+   */
   maxTokens?: number;
+  /** Up to 4 non-empty stop strings. */
   stop: string[];
-  temperature?: number;
-  topP?: number;
-  topK?: number;
-  seed?: number;
+  sampling: SamplingParams;
   stream: boolean;
   includeUsage: boolean;
   ignoreEos: boolean;
@@ -162,10 +178,12 @@ export function validateRequest(kind: 'chat' | 'completion', body: unknown): Nor
     prompt: kind === 'completion' ? parsePrompt(b) : undefined,
     maxTokens: maxCompletion ?? maxTokens,
     stop: parseStop(b),
-    temperature: optionalNumber(b, 'temperature', (v) => v >= 0 && v <= 2, 'between 0 and 2'),
-    topP: optionalNumber(b, 'top_p', (v) => v > 0 && v <= 1, 'greater than 0 and at most 1'),
-    topK: optionalInt(b, 'top_k', -1),
-    seed: optionalInt(b, 'seed', Number.MIN_SAFE_INTEGER),
+    sampling: {
+      temperature: optionalNumber(b, 'temperature', (v) => v >= 0 && v <= 2, 'between 0 and 2'),
+      topP: optionalNumber(b, 'top_p', (v) => v > 0 && v <= 1, 'greater than 0 and at most 1'),
+      topK: optionalInt(b, 'top_k', -1),
+      seed: optionalInt(b, 'seed', Number.MIN_SAFE_INTEGER),
+    },
     stream,
     includeUsage,
     ignoreEos: optionalBool(b, 'ignore_eos'),

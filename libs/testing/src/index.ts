@@ -3,3 +3,8 @@ export * from './discovery-conformance.js';
 export * from './ports.js';
 export * from './process.js';
 export * from './event-plane-conformance.js';
+export * from './fake-router.js';
+export * from './fake-worker.js';
+export * from './fake-models.js';
+export * from './worker-port-conformance.js';
+export * from './fake-fleet.js';

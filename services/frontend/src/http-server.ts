@@ -1,16 +1,9 @@
 // The OpenAI-compatible HTTP face: /v1/models, /v1/chat/completions, /v1/completions,
-// /health, /live and /metrics. It parses and renders; pipeline.ts does the work.
+// /health, /live and /metrics. It reads and validates the body, runs the pipeline under a
+// request context it cancels on disconnect, and renders errors; pipeline/ does the work
+// and render.ts writes the answer.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import {
-  chatChunk,
-  chatCompletion,
-  textCompletion,
-  usage,
-  usageChunk,
-  validateRequest,
-  type OpenAiFinishReason,
-  type ResponseIdentity,
-} from '@armature/openai';
+import { validateRequest } from '@armature/openai';
 import type { MetricsRegistry } from '@armature/metrics';
 import {
   ArmatureError,
@@ -21,19 +14,21 @@ import {
   httpStatusOf,
   openAiErrorBody,
 } from '@armature/runtime';
-import { prepare, run, type PreparedRequest } from './pipeline.js';
+import { observeEvents } from './event-metrics.js';
+import { prepare, run, type PipelineOptions } from './pipeline/index.js';
+import { renderStream, renderUnary, sendJson } from './render.js';
 import type { Upstream } from './upstream.js';
 
 const log = createLogger('frontend/http');
 
-export const DECODE_WORKER_HEADER = 'x-armature-decode-worker';
-/** Set when a separate prefill worker ran the prompt (disaggregated serving). */
-export const PREFILL_WORKER_HEADER = 'x-armature-prefill-worker';
+export { DECODE_WORKER_HEADER, PREFILL_WORKER_HEADER } from './render.js';
+/** Pins a request to one worker (tests, debugging). */
 export const PIN_WORKER_HEADER = 'x-armature-worker-id';
 
 export interface HttpOptions {
   upstream: Upstream;
   metrics: MetricsRegistry;
+  pipeline: PipelineOptions;
   maxBodyBytes: number;
   requestTimeoutMs: number;
 }
@@ -135,13 +130,16 @@ export class FrontendHttp {
       if (this.draining) throw new ArmatureError('unavailable', 'draining', 'the server is shutting down');
       const body = await readJsonBody(req, this.options.maxBodyBytes);
       const request = validateRequest(kind, body);
-      const prepared = await prepare(this.options.upstream, request);
+      const prepared = await prepare(this.options.upstream, ctx, request);
       modelLabel = request.model;
       metrics.get('armature_frontend_inflight_requests').inc({ model: modelLabel });
       try {
         const pinned = headerValue(req, PIN_WORKER_HEADER);
-        if (request.stream) await this.stream(prepared, ctx, res, started, pinned);
-        else await this.unary(prepared, ctx, res, started, pinned);
+        const upstream = this.options.upstream;
+        const output = run({ router: upstream, workers: upstream }, this.options.pipeline, ctx, prepared, pinned);
+        const events = observeEvents(metrics, request.model, started, output);
+        if (request.stream) await renderStream(prepared, events, res);
+        else await renderUnary(prepared, events, res);
       } finally {
         metrics.get('armature_frontend_inflight_requests').dec({ model: modelLabel });
       }
@@ -169,135 +167,11 @@ export class FrontendHttp {
           .observe({ model: modelLabel }, (performance.now() - started) / 1000);
     }
   }
-
-  private async *timed(p: PreparedRequest, ctx: RequestContext, started: number, pinned: string | undefined) {
-    const metrics = this.options.metrics;
-    const model = p.request.model;
-    let last: number | undefined;
-    for await (const ev of run(this.options.upstream, p, ctx, pinned)) {
-      if (ev.type === 'text' && ev.tokens > 0) {
-        const now = performance.now();
-        if (last === undefined)
-          metrics.get('armature_frontend_time_to_first_token_seconds').observe({ model }, (now - started) / 1000);
-        else {
-          const gap = (now - last) / 1000 / ev.tokens;
-          for (let i = 0; i < ev.tokens; i++)
-            metrics.get('armature_frontend_inter_token_latency_seconds').observe({ model }, gap);
-        }
-        last = now;
-      }
-      if (ev.type === 'start') {
-        metrics.get('armature_frontend_input_tokens_total').inc({ model }, ev.promptTokens);
-        metrics.get('armature_frontend_cached_tokens_total').inc({ model }, ev.cachedTokens);
-        metrics.get('armature_frontend_input_sequence_tokens').observe({ model }, ev.promptTokens);
-      }
-      if (ev.type === 'end') {
-        metrics.get('armature_frontend_output_tokens_total').inc({ model }, ev.completionTokens);
-        metrics.get('armature_frontend_output_sequence_tokens').observe({ model }, ev.completionTokens);
-      }
-      yield ev;
-    }
-  }
-
-  private async unary(
-    p: PreparedRequest,
-    ctx: RequestContext,
-    res: ServerResponse,
-    started: number,
-    pinned?: string,
-  ): Promise<void> {
-    const who = identity(p);
-    let text = p.request.echo && typeof p.request.prompt === 'string' ? p.request.prompt : '';
-    let worker = '';
-    let prefillWorker: string | undefined;
-    let cached = 0;
-    let finish: OpenAiFinishReason = null;
-    let completionTokens = 0;
-    for await (const ev of this.timed(p, ctx, started, pinned)) {
-      if (ev.type === 'start') {
-        worker = ev.worker;
-        prefillWorker = ev.prefillWorker;
-        cached = ev.cachedTokens;
-      } else if (ev.type === 'text') text += ev.text;
-      else {
-        finish = ev.finishReason;
-        completionTokens = ev.completionTokens;
-      }
-    }
-    const u = usage(p.promptIds.length, completionTokens, cached);
-    const body =
-      p.request.kind === 'chat' ? chatCompletion(who, text, finish, u) : textCompletion(who, text, finish, u);
-    sendJson(res, 200, body, {
-      [DECODE_WORKER_HEADER]: worker,
-      ...(prefillWorker ? { [PREFILL_WORKER_HEADER]: prefillWorker } : {}),
-    });
-  }
-
-  private async stream(
-    p: PreparedRequest,
-    ctx: RequestContext,
-    res: ServerResponse,
-    started: number,
-    pinned?: string,
-  ): Promise<void> {
-    const who = identity(p);
-    const chat = p.request.kind === 'chat';
-    const send = (obj: unknown): void => {
-      res.write(`data: ${JSON.stringify(obj)}\n\n`);
-    };
-    let cached = 0;
-    for await (const ev of this.timed(p, ctx, started, pinned)) {
-      if (ev.type === 'start') {
-        cached = ev.cachedTokens;
-        // Headers wait for the worker's first answer, so a request re-routed before it
-        // still gets a clean status line.
-        res.writeHead(200, {
-          'content-type': 'text/event-stream; charset=utf-8',
-          'cache-control': 'no-cache',
-          connection: 'keep-alive',
-          [DECODE_WORKER_HEADER]: ev.worker,
-          ...(ev.prefillWorker ? { [PREFILL_WORKER_HEADER]: ev.prefillWorker } : {}),
-        });
-        if (chat) send(chatChunk(who, { role: 'assistant', content: '' }, null));
-        else if (p.request.echo && typeof p.request.prompt === 'string')
-          send(textCompletion(who, p.request.prompt, null));
-      } else if (ev.type === 'text') {
-        if (ev.text) send(chat ? chatChunk(who, { content: ev.text }, null) : textCompletion(who, ev.text, null));
-      } else {
-        send(chat ? chatChunk(who, {}, ev.finishReason) : textCompletion(who, '', ev.finishReason));
-        if (p.request.includeUsage) {
-          send(
-            usageChunk(
-              who,
-              chat ? 'chat.completion.chunk' : 'text_completion',
-              usage(p.promptIds.length, ev.completionTokens, cached),
-            ),
-          );
-        }
-      }
-    }
-    res.write('data: [DONE]\n\n');
-    res.end();
-  }
-}
-
-function identity(p: PreparedRequest): ResponseIdentity {
-  return {
-    id: `${p.request.kind === 'chat' ? 'chatcmpl' : 'cmpl'}-${p.requestId}`,
-    created: Math.floor(Date.now() / 1000),
-    model: p.request.model,
-  };
 }
 
 function headerValue(req: IncomingMessage, name: string): string | undefined {
   const v = req.headers[name];
   return Array.isArray(v) ? v[0] : v || undefined;
-}
-
-function sendJson(res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers });
-  res.end(text);
 }
 
 function sendError(res: ServerResponse, err: ArmatureError, status = httpStatusOf(err.cls)): void {

@@ -19,12 +19,14 @@ async function main(): Promise<void> {
   const host = envString('ARMATURE_HOST', '127.0.0.1');
   const instanceId = envString('ARMATURE_INSTANCE_ID', `frontend-${randomUUID().slice(0, 8)}`);
   const discovery = discoveryFromEnv();
-  const upstream = new Upstream(discovery, envInt('ARMATURE_PREFILL_TIMEOUT_MS', 60_000, { min: 1 }));
+  const prefillTimeoutMs = envInt('ARMATURE_PREFILL_TIMEOUT_MS', 60_000, { min: 1 });
+  const upstream = new Upstream(discovery);
   upstream.start();
   const metrics = new MetricsRegistry();
   const http = new FrontendHttp({
     upstream,
     metrics,
+    pipeline: { prefillTimeoutMs },
     maxBodyBytes: envInt('ARMATURE_MAX_BODY_BYTES', 4 * 1024 * 1024, { min: 1024 }),
     requestTimeoutMs: envInt('ARMATURE_REQUEST_TIMEOUT_MS', 600_000, { min: 1 }),
   });

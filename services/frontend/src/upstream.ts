@@ -1,11 +1,13 @@
 // The frontend's connections upstream: the models and routers it learns from discovery,
-// and one gRPC client per worker address. It decides nothing about requests.
+// and one gRPC client per worker address. It implements the pipeline's ports over gRPC
+// (RouterPort, WorkerPort, ModelCatalog) and decides nothing about requests.
 import { loadTokenizer } from '@armature/tokenizer';
 import { Metadata } from '@grpc/grpc-js';
 import {
   RouterClient,
   WorkerClient,
   type GenerateRequest,
+  type GenerateResponse,
   type PrefillResponse,
   type RouteRequest,
   type RouteResponse,
@@ -18,20 +20,13 @@ import {
   insecureCredentials,
   type Discovery,
   type InstanceRecord,
-  type ModelCard,
   type Watch,
 } from '@armature/runtime';
+import type { ModelCatalog, RouterPort, ServedModel, WorkerPort, WorkerStream } from './pipeline/ports.js';
 
 const log = createLogger('frontend/upstream');
 
-export interface ServedModel {
-  card: ModelCard;
-  workers: Set<string>;
-  /** When the model was first seen (epoch seconds), for /v1/models. */
-  created: number;
-}
-
-export class Upstream {
+export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
   private readonly workers = new Map<string, InstanceRecord>();
   private readonly routers = new Map<string, { record: InstanceRecord; client: RouterClient }>();
   private readonly workerClients = new Map<string, WorkerClient>();
@@ -41,11 +36,7 @@ export class Upstream {
   /** The router that placed each in-flight request: it keeps that request's load. */
   private readonly routedBy = new Map<string, RouterClient>();
 
-  constructor(
-    private readonly discovery: Discovery,
-    /** Deadline of one Prefill call; past it the decode worker prefills instead. */
-    private readonly prefillTimeoutMs = 60_000,
-  ) {}
+  constructor(private readonly discovery: Discovery) {}
 
   start(): void {
     this.watches.push(
@@ -99,7 +90,7 @@ export class Upstream {
   }
 
   /** A gRPC client for a worker address (cached). */
-  worker(address: string): WorkerClient {
+  private worker(address: string): WorkerClient {
     let c = this.workerClients.get(address);
     if (!c) {
       c = new WorkerClient(address, insecureCredentials(), CLIENT_CHANNEL_OPTIONS);
@@ -140,10 +131,26 @@ export class Upstream {
     });
   }
 
+  /** Streams a request from a worker; aborting `signal` cancels the call. */
+  generate(address: string, req: GenerateRequest, signal: AbortSignal): WorkerStream {
+    const call = this.worker(address).generate(req);
+    const onAbort = (): void => call.cancel();
+    // A client gone between Route and here: an already-aborted signal fires no event.
+    if (signal.aborted) call.cancel();
+    else signal.addEventListener('abort', onAbort, { once: true });
+    async function* messages(): AsyncGenerator<GenerateResponse> {
+      try {
+        for await (const msg of call) yield msg as GenerateResponse;
+      } finally {
+        signal.removeEventListener('abort', onAbort);
+      }
+    }
+    return Object.assign(messages(), { cancel: (): void => call.cancel() });
+  }
+
   /** Runs a prompt on a prefill worker: its first token and where its KV blocks wait. */
-  prefill(address: string, req: GenerateRequest, signal: AbortSignal): Promise<PrefillResponse> {
+  prefill(address: string, req: GenerateRequest, signal: AbortSignal, deadline: number): Promise<PrefillResponse> {
     const client = this.worker(address);
-    const deadline = Date.now() + this.prefillTimeoutMs;
     return unaryCall<PrefillResponse>((cb) => client.prefill(req, new Metadata(), { deadline }, cb), signal);
   }
 
@@ -154,20 +161,22 @@ export class Upstream {
     });
   }
 
-  /** Best-effort notifications: a failure is logged, never surfaced to the client. */
-  notifyPrefillComplete(requestId: string): void {
+  // Best-effort notifications to the router that placed the request: a failure is logged,
+  // never surfaced to the client.
+
+  markPrefillComplete(requestId: string): void {
     this.routedBy.get(requestId)?.markPrefillComplete({ requestId }, (err) => {
       if (err) log.debug('markPrefillComplete failed', { requestId, err: err.message });
     });
   }
 
-  notifyPrefillLocal(requestId: string): void {
+  markPrefillLocal(requestId: string): void {
     this.routedBy.get(requestId)?.markPrefillLocal({ requestId }, (err) => {
       if (err) log.debug('markPrefillLocal failed', { requestId, err: err.message });
     });
   }
 
-  notifyFree(requestId: string): void {
+  free(requestId: string): void {
     const client = this.routedBy.get(requestId);
     this.routedBy.delete(requestId);
     client?.free({ requestId }, (err) => {
@@ -193,7 +202,8 @@ function unaryCall<Res>(
       else resolve(res);
     });
     const onAbort = (): void => call.cancel();
-    signal.addEventListener('abort', onAbort, { once: true });
+    if (signal.aborted) call.cancel();
+    else signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 
