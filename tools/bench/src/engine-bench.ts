@@ -12,6 +12,9 @@
 // the cost goes. Then TTFT through Armature of a prompt sharing 90% of a cached one
 // against a cold prompt of the same length, with the cached_tokens the worker reports.
 // Progress on stderr; results.json in --out-dir; a JSON summary as the last line of stdout.
+//
+// One file past 450 lines on purpose: one benchmark command, its phases and its report
+// read top to bottom, and nothing in them is used elsewhere.
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
