@@ -1,40 +1,11 @@
 // The whole pipeline after prepare on the in-memory router and workers, when workers
 // fail, the client cancels, or the output hits a limit.
 import { describe, expect, it } from 'vitest';
-import { validateRequest } from '@armature/openai';
 import { FinishReason } from '@armature/proto';
-import { RequestContext } from '@armature/runtime';
-import {
-  collect,
-  fakeFleet,
-  FakeModelCatalog,
-  FakeRouter,
-  FakeWorker,
-  TEST_MODEL,
-  testModelCard,
-} from '@armature/testing';
-import { loadTokenizer } from '@armature/tokenizer';
+import { collect, fakeFleet, FakeWorker } from '@armature/testing';
 import { MAX_REROUTES } from './decode.js';
-import type { ModelCatalog } from './ports.js';
-import { prepare } from './prepare.js';
 import { run } from './run.js';
-import type { PipelineEvent, PipelineOptions } from './types.js';
-
-const models = new FakeModelCatalog([testModelCard()]) satisfies ModelCatalog;
-const OPTIONS: PipelineOptions = { prefillTimeoutMs: 5_000 };
-const tokenizer = await loadTokenizer(testModelCard().tokenizer);
-const WORDS = ['Hello', ' there', ',', ' world', '!'];
-/** One message per word. */
-const WORD_TOKENS = WORDS.map((w) => tokenizer.encode(w));
-
-async function request(body: object = {}) {
-  const ctx = new RequestContext();
-  const json = { model: TEST_MODEL, messages: [{ role: 'user', content: 'hi' }], ...body };
-  return { ctx, p: await prepare(models, ctx, validateRequest('chat', json)) };
-}
-
-const textOf = (events: PipelineEvent[]): string => events.map((e) => (e.type === 'text' ? e.text : '')).join('');
-const ops = (router: FakeRouter): string[] => router.calls.map((c) => `${c.op} ${c.requestId}`);
+import { OPTIONS, ops, request, textOf, WORD_TOKENS } from './run-fixtures.js';
 
 describe('run: worker failures', () => {
   it('re-routes a decode worker that fails before its first token, excluding it, on a new attempt id', async () => {

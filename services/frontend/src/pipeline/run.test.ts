@@ -1,39 +1,11 @@
 // The whole pipeline after prepare on the in-memory router and workers, when all goes
 // well: what the client gets, and what the router and the workers were told.
 import { describe, expect, it } from 'vitest';
-import { validateRequest } from '@armature/openai';
 import { FinishReason } from '@armature/proto';
-import { ArmatureError, RequestContext } from '@armature/runtime';
-import {
-  collect,
-  fakeFleet,
-  FakeModelCatalog,
-  FakeRouter,
-  FakeWorker,
-  TEST_MODEL,
-  testModelCard,
-} from '@armature/testing';
-import { loadTokenizer } from '@armature/tokenizer';
-import type { ModelCatalog } from './ports.js';
-import { prepare } from './prepare.js';
+import { ArmatureError } from '@armature/runtime';
+import { collect, fakeFleet, FakeWorker, TEST_MODEL } from '@armature/testing';
 import { run } from './run.js';
-import type { PipelineEvent, PipelineOptions } from './types.js';
-
-const models = new FakeModelCatalog([testModelCard()]) satisfies ModelCatalog;
-const OPTIONS: PipelineOptions = { prefillTimeoutMs: 5_000 };
-const tokenizer = await loadTokenizer(testModelCard().tokenizer);
-const WORDS = ['Hello', ' there', ',', ' world', '!'];
-/** One message per word. */
-const WORD_TOKENS = WORDS.map((w) => tokenizer.encode(w));
-
-async function request(body: object = {}) {
-  const ctx = new RequestContext();
-  const json = { model: TEST_MODEL, messages: [{ role: 'user', content: 'hi' }], ...body };
-  return { ctx, p: await prepare(models, ctx, validateRequest('chat', json)) };
-}
-
-const textOf = (events: PipelineEvent[]): string => events.map((e) => (e.type === 'text' ? e.text : '')).join('');
-const ops = (router: FakeRouter): string[] => router.calls.map((c) => `${c.op} ${c.requestId}`);
+import { OPTIONS, ops, request, textOf, WORD_TOKENS } from './run-fixtures.js';
 
 describe('run: aggregated', () => {
   it('streams start, text and end from the decode worker, and settles the route once', async () => {
