@@ -30,7 +30,7 @@ export const ENV_CATALOG = {
   ARMATURE_TRANSFER:
     'Set to off to run a worker without a KV transfer agent (it then neither serves prefills nor pulls KV; default on).',
   ARMATURE_TRANSFER_BACKENDS:
-    'Transfer backends in preference order, comma-separated: shm, tcp (default shm,tcp with the addon, else tcp).',
+    'Transfer backends in preference order, comma-separated: shm, tcp (default: shm,tcp with the addon, else tcp).',
   ARMATURE_TRANSFER_PORT: "TCP port of a worker's transfer agent (default 0: a free port).",
   ARMATURE_TRANSFER_TIMEOUT_MS:
     'Deadline of one KV pull by a decode worker; past it the worker prefills locally (default 30000).',

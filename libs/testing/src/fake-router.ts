@@ -24,6 +24,8 @@ export interface FakeRouterOptions {
 export class FakeRouter {
   /** Every call, in order. */
   readonly calls: RouterCall[] = [];
+  /** Ids whose Route was cancelled (its signal aborted) before the router answered. */
+  readonly cancelledRoutes = new Set<string>();
   private readonly routed = new Set<string>();
 
   constructor(private readonly options: FakeRouterOptions) {}
@@ -34,10 +36,27 @@ export class FakeRouter {
       requestId: request.requestId,
       request: { ...request, excludedWorkerIds: [...request.excludedWorkerIds] },
     });
-    if (signal.aborted) throw new ArmatureError('cancelled', 'grpc_cancelled', 'Cancelled on client');
-    const response = this.options.decide ? await this.options.decide(request, signal) : this.choose(request);
-    this.routed.add(request.requestId);
-    return response;
+    const cancelled = (): ArmatureError => {
+      this.cancelledRoutes.add(request.requestId);
+      return new ArmatureError('cancelled', 'grpc_cancelled', 'Cancelled on client');
+    };
+    if (signal.aborted) throw cancelled();
+    let onAbort = (): void => {};
+    const aborted = new Promise<never>((_, reject) => {
+      onAbort = () => reject(cancelled());
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+    try {
+      // A decision that waits (a queue) loses to the caller giving up, as a gRPC call would.
+      const decided = Promise.resolve().then(() =>
+        this.options.decide ? this.options.decide(request, signal) : this.choose(request),
+      );
+      const response = await Promise.race([decided, aborted]);
+      this.routed.add(request.requestId);
+      return response;
+    } finally {
+      signal.removeEventListener('abort', onAbort);
+    }
   }
 
   markPrefillComplete(requestId: string): void {

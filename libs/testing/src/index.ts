@@ -7,4 +7,5 @@ export * from './fake-router.js';
 export * from './fake-worker.js';
 export * from './fake-models.js';
 export * from './worker-port-conformance.js';
+export * from './router-port-conformance.js';
 export * from './fake-fleet.js';

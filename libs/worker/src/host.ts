@@ -2,8 +2,8 @@
 // or the mocker), registered in discovery with its model deployment card and its transfer
 // agent's metadata, publishing KV events and load on its own event-plane socket. Prefill
 // and decode workers run the same host; the role decides who routes what to them.
-import { randomUUID } from 'node:crypto';
 import { Metadata } from '@grpc/grpc-js';
+import { processSettingsFromEnv, workerSettingsFromEnv, type WorkerSettings } from '@armature/deploy/settings';
 import { WorkerClient, WorkerService as WorkerGrpcService } from '@armature/proto';
 import { createLlamaCppEngine, createMockerEngine, type Engine } from '@armature/engine';
 import { encodeBody, LOAD_TOPIC, ZmqEventPlane, type LoadMessage } from '@armature/event-plane';
@@ -15,10 +15,6 @@ import {
   createLogger,
   createShutdown,
   discoveryFromEnv,
-  envEnum,
-  envInt,
-  envJson,
-  envString,
   insecureCredentials,
   installSignalHandlers,
   leaseMsFromEnv,
@@ -34,34 +30,33 @@ import {
 } from '@armature/transfer';
 import { KvEventLog } from './kv-event-log.js';
 import { KvPuller } from './kv-puller.js';
-import { DEFAULT_PIN_TIMEOUT_MS, PinTable } from './pin-table.js';
+import { PinTable } from './pin-table.js';
 import { WorkerService } from './worker-service.js';
 
 /** Region id of the engine's KV cache in the worker's transfer agent. */
 export const KV_REGION_ID = 0;
 
-function backendsFromEnv(): TransferBackendKind[] | undefined {
-  const raw = envString('ARMATURE_TRANSFER_BACKENDS', '');
-  if (raw === '') return undefined;
-  return raw.split(',').map((b) => b.trim()) as TransferBackendKind[]; // the agent validates them
+function backendsOf(settings: WorkerSettings): TransferBackendKind[] | undefined {
+  if (settings.transferBackends === '') return undefined;
+  return settings.transferBackends.split(',').map((b) => b.trim()) as TransferBackendKind[]; // the agent validates them
 }
 
-/** The engine ARMATURE_ENGINE names, with ARMATURE_ENGINE_ARGS (and ARMATURE_MODEL_PATH for llama.cpp). */
-async function createEngine(model: string): Promise<Engine> {
-  const kind = envEnum('ARMATURE_ENGINE', ['mocker', 'llamacpp'] as const, 'mocker');
-  const args = envJson('ARMATURE_ENGINE_ARGS', {}) as Record<string, unknown>;
-  if (kind === 'mocker') return createMockerEngine({ ...args, model });
-  const modelPath = envString('ARMATURE_MODEL_PATH', '');
-  return createLlamaCppEngine({ ...args, model, ...(modelPath ? { modelPath } : {}) });
+/** The engine the settings name, with its args (and the GGUF path for llama.cpp). */
+async function createEngine(settings: WorkerSettings): Promise<Engine> {
+  const model = settings.servedModel;
+  if (settings.engine === 'mocker') return createMockerEngine({ ...settings.engineArgs, model });
+  const modelPath = settings.modelPath;
+  return createLlamaCppEngine({ ...settings.engineArgs, model, ...(modelPath ? { modelPath } : {}) });
 }
 
 /** Runs a worker process until SIGTERM/SIGINT. */
 export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   const log = createLogger(role);
-  const host = envString('ARMATURE_HOST', '127.0.0.1');
-  const instanceId = envString('ARMATURE_INSTANCE_ID', `${role}-${randomUUID().slice(0, 8)}`);
-  const model = envString('ARMATURE_MODEL', 'armature/mock-model');
-  const engine = await createEngine(model);
+  // Typed and checked through @armature/deploy's tables: the defaults the graph compiles with.
+  const { host, instanceId, grpcPort, metricsPort, drainTimeoutMs } = processSettingsFromEnv(role);
+  const settings = workerSettingsFromEnv();
+  const model = settings.servedModel;
+  const engine = await createEngine(settings);
   const card = engine.card;
 
   const discovery = discoveryFromEnv();
@@ -73,12 +68,12 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   // The KV cache lives in a region of the transfer agent, so peers can pull from it.
   let agent: TransferAgent | undefined;
   let region: MemoryRegion | undefined;
-  if (engine.kv && envEnum('ARMATURE_TRANSFER', ['on', 'off'] as const, 'on') === 'on') {
+  if (engine.kv && settings.transfer === 'on') {
     agent = await TransferAgent.create({
       agentId: instanceId,
       host,
-      port: envInt('ARMATURE_TRANSFER_PORT', 0, { min: 0, max: 65535 }),
-      backends: backendsFromEnv(),
+      port: settings.transferPort,
+      backends: backendsOf(settings),
     });
     region = agent.registerRegion(KV_REGION_ID, engine.kv.totalBlocks, engine.kv.blockBytes);
     engine.kv.attachMemory(region.bytes);
@@ -118,7 +113,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
     engine.kv && agent
       ? new PinTable({
           release: (pinId) => engine.kv!.release(pinId),
-          timeoutMs: envInt('ARMATURE_PREFILL_PIN_TIMEOUT_MS', DEFAULT_PIN_TIMEOUT_MS, { min: 1 }),
+          timeoutMs: settings.pinTimeoutMs,
           onEnd: (_pinId, how) => {
             metrics.get('armature_worker_pins_total').inc({ how });
             service.updatePins(); // pins start only once the service exists
@@ -132,7 +127,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
         region,
         metrics,
         releaseRemote,
-        timeoutMs: envInt('ARMATURE_TRANSFER_TIMEOUT_MS', 30_000, { min: 1 }),
+        timeoutMs: settings.transferTimeoutMs,
       })
     : undefined;
 
@@ -168,9 +163,9 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   });
   const server = createGrpcServer();
   server.addService(WorkerGrpcService, service.handlers());
-  const port = await bindGrpcServer(server, host, envInt('ARMATURE_GRPC_PORT', 0, { min: 0, max: 65535 }));
+  const port = await bindGrpcServer(server, host, grpcPort);
   service.grpcAddress = `${host}:${port}`;
-  const metricsServer = await serveMetrics(metrics, host, envInt('ARMATURE_METRICS_PORT', 0, { min: 0, max: 65535 }));
+  const metricsServer = await serveMetrics(metrics, host, metricsPort);
   const labels: Record<string, string> = { pid: String(process.pid) };
   if (agent) labels[TRANSFER_METADATA_LABEL] = encodeAgentMetadata(agent.metadata());
   const registration = await discovery.register(
@@ -203,7 +198,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
         await registration.unregister();
       },
       drain: () => service.inFlight.idle(),
-      drainTimeoutMs: envInt('ARMATURE_DRAIN_TIMEOUT_MS', 30_000, { min: 0 }),
+      drainTimeoutMs,
       cleanup: async () => {
         clearInterval(heartbeat);
         prefillWatch?.close();

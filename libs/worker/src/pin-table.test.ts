@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { PinTable } from './pin-table.js';
+import { WORKER_SETTINGS } from '@armature/deploy/settings';
+import { DEFAULT_PIN_TIMEOUT_MS, PinTable } from './pin-table.js';
 
 describe('PinTable', () => {
   it('frees a pin when released, once', () => {
@@ -34,5 +35,9 @@ describe('PinTable', () => {
 
   it('rejects a non-positive timeout', () => {
     expect(() => new PinTable({ release: () => true, timeoutMs: 0 })).toThrow(/positive/);
+  });
+
+  it("has the deploy table's default pin timeout, so a worker and a library user agree", () => {
+    expect(WORKER_SETTINGS.pinTimeoutMs.default).toBe(DEFAULT_PIN_TIMEOUT_MS);
   });
 });

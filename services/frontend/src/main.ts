@@ -1,12 +1,10 @@
 // The frontend process: OpenAI-compatible HTTP over the router and the workers.
-import { randomUUID } from 'node:crypto';
+import { frontendSettingsFromEnv, processSettingsFromEnv } from '@armature/deploy/settings';
 import { MetricsRegistry } from '@armature/metrics';
 import {
   createLogger,
   createShutdown,
   discoveryFromEnv,
-  envInt,
-  envString,
   installSignalHandlers,
   leaseMsFromEnv,
 } from '@armature/runtime';
@@ -16,21 +14,21 @@ import { Upstream } from './upstream.js';
 const log = createLogger('frontend');
 
 async function main(): Promise<void> {
-  const host = envString('ARMATURE_HOST', '127.0.0.1');
-  const instanceId = envString('ARMATURE_INSTANCE_ID', `frontend-${randomUUID().slice(0, 8)}`);
+  // Typed and checked through @armature/deploy's tables: the defaults the graph compiles with.
+  const { host, instanceId, drainTimeoutMs } = processSettingsFromEnv('frontend');
+  const settings = frontendSettingsFromEnv();
   const discovery = discoveryFromEnv();
-  const prefillTimeoutMs = envInt('ARMATURE_PREFILL_TIMEOUT_MS', 60_000, { min: 1 });
   const upstream = new Upstream(discovery);
   upstream.start();
   const metrics = new MetricsRegistry();
   const http = new FrontendHttp({
     upstream,
     metrics,
-    pipeline: { prefillTimeoutMs },
-    maxBodyBytes: envInt('ARMATURE_MAX_BODY_BYTES', 4 * 1024 * 1024, { min: 1024 }),
-    requestTimeoutMs: envInt('ARMATURE_REQUEST_TIMEOUT_MS', 600_000, { min: 1 }),
+    pipeline: { prefillTimeoutMs: settings.prefillTimeoutMs },
+    maxBodyBytes: settings.maxBodyBytes,
+    requestTimeoutMs: settings.requestTimeoutMs,
   });
-  const port = await http.listen(envInt('ARMATURE_HTTP_PORT', 8000, { min: 0, max: 65535 }), host);
+  const port = await http.listen(settings.port, host);
   const registration = await discovery.register(
     {
       instanceId,
@@ -49,7 +47,7 @@ async function main(): Promise<void> {
         await registration.unregister();
       },
       drain: () => http.inFlight.idle(),
-      drainTimeoutMs: envInt('ARMATURE_DRAIN_TIMEOUT_MS', 30_000, { min: 0 }),
+      drainTimeoutMs,
       cleanup: async () => {
         await http.close();
         upstream.close();

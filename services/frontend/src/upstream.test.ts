@@ -1,6 +1,7 @@
 // Upstream against real gRPC servers on 127.0.0.1: it keeps the promises of the ports the
-// pipeline is unit-tested on with fakes. As WorkerPort it runs the conformance suite the
-// fakes run; as RouterPort, the notifications reach the router that placed the request.
+// pipeline is unit-tested on with fakes: as WorkerPort and as RouterPort it runs the
+// conformance suites the fakes run; the notifications reach only the router that placed
+// the request.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Server, ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import {
@@ -12,13 +13,15 @@ import {
   type RouteResponse,
 } from '@armature/proto';
 import {
+  ArmatureError,
   bindGrpcServer,
   createGrpcServer,
   MemoryDiscovery,
   MemoryDiscoveryHub,
   shutdownGrpcServer,
+  toGrpcError,
 } from '@armature/runtime';
-import { freePort, waitFor, workerPortConformance } from '@armature/testing';
+import { CONFORMANCE_MODELS, freePort, routerPortConformance, waitFor, workerPortConformance } from '@armature/testing';
 import type { RouterPort, WorkerPort } from './pipeline/index.js';
 import { Upstream } from './upstream.js';
 
@@ -62,8 +65,19 @@ beforeAll(async () => {
     },
   });
   server.addService(RouterService, {
-    route: (call: ServerUnaryCall<{ requestId: string }, RouteResponse>, cb: sendUnaryData<RouteResponse>) => {
+    route: (
+      call: ServerUnaryCall<{ requestId: string; model: string }, RouteResponse>,
+      cb: sendUnaryData<RouteResponse>,
+    ) => {
       seen.push(`route ${call.request.requestId}`);
+      if (call.request.model === CONFORMANCE_MODELS.full) {
+        cb(toGrpcError(new ArmatureError('resource_exhausted', 'queue_full', 'the router queue is full')));
+        return;
+      }
+      if (call.request.model === CONFORMANCE_MODELS.held) {
+        call.on('cancelled', () => seen.push(`route cancelled ${call.request.requestId}`)); // waits in the queue
+        return;
+      }
       cb(null, {
         decode: { instanceId: 'decode-0', grpcAddress: workerAddress, dpRank: 0 },
         overlapBlocks: 0,
@@ -98,6 +112,13 @@ afterAll(async () => {
   await discovery?.close();
   if (server) await shutdownGrpcServer(server, 200);
 });
+
+routerPortConformance('Upstream (gRPC)', async () => ({
+  port: upstream satisfies RouterPort,
+  decodeId: 'decode-0',
+  received: (id) => seen.flatMap((s) => (s.endsWith(` ${id}`) && !s.includes('cancelled') ? [s.split(' ')[0]] : [])),
+  sawRouteCancel: (id) => seen.includes(`route cancelled ${id}`),
+}));
 
 describe('Upstream as RouterPort', () => {
   it('routes, and sends the notifications to the router that placed the request; unknown ids send nothing', async () => {

@@ -1,11 +1,10 @@
 // The router process: serves the Router gRPC service, follows the workers through
 // discovery, their load and KV events through the event plane (loading each worker's KV
 // state before scoring it), shares active load with its replicas, and registers itself.
-import { randomUUID } from 'node:crypto';
 import { RouterService } from '@armature/proto';
 import { KV_TOPIC, ZmqEventPlane } from '@armature/event-plane';
 import { MetricsRegistry, serveMetrics } from '@armature/metrics';
-import { routerSettingsFromEnv } from '@armature/deploy/settings';
+import { processSettingsFromEnv, routerSettingsFromEnv } from '@armature/deploy/settings';
 import { createPolicy, KvRouter } from '@armature/router-core';
 import {
   bindGrpcServer,
@@ -13,8 +12,6 @@ import {
   createLogger,
   createShutdown,
   discoveryFromEnv,
-  envInt,
-  envString,
   installSignalHandlers,
   leaseMsFromEnv,
   shutdownGrpcServer,
@@ -27,8 +24,7 @@ import { WorkerDirectory } from './worker-directory.js';
 const log = createLogger('router');
 
 async function main(): Promise<void> {
-  const host = envString('ARMATURE_HOST', '127.0.0.1');
-  const instanceId = envString('ARMATURE_INSTANCE_ID', `router-${randomUUID().slice(0, 8)}`);
+  const { host, instanceId, grpcPort, metricsPort } = processSettingsFromEnv('router');
   // Typed, checked as the graph checks them, defaults from @armature/deploy's settings table.
   const settings = routerSettingsFromEnv();
   const policyId = settings.policy;
@@ -85,8 +81,8 @@ async function main(): Promise<void> {
 
   const server = createGrpcServer();
   server.addService(RouterService, routerGrpcHandlers(router));
-  const port = await bindGrpcServer(server, host, envInt('ARMATURE_GRPC_PORT', 0, { min: 0, max: 65535 }));
-  const metricsServer = await serveMetrics(metrics, host, envInt('ARMATURE_METRICS_PORT', 0, { min: 0, max: 65535 }));
+  const port = await bindGrpcServer(server, host, grpcPort);
+  const metricsServer = await serveMetrics(metrics, host, metricsPort);
   const registration = await discovery.register(
     {
       instanceId,

@@ -1,17 +1,25 @@
 // The settings tables and the config catalog must agree: every variable a table writes is
-// in the catalog, and the catalog's doc states the table's default, so neither can drift.
+// in the catalog, and the catalog's doc states the table's default, so neither can drift
+// (the process table every service reads included).
 import { describe, expect, it } from 'vitest';
 import { ENV_CATALOG } from '@armature/runtime';
 import { SERVICE_KINDS } from '../service-kinds.js';
 import type { Setting } from './setting.js';
-import { SETTINGS_BY_KIND } from './tables.js';
+import { PROCESS_SETTINGS, SETTINGS_BY_KIND } from './tables.js';
 
 const escape = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 const stated = (value: unknown): string => (typeof value === 'object' ? JSON.stringify(value) : String(value));
 
-const settings = SERVICE_KINDS.flatMap((kind) =>
-  Object.entries(SETTINGS_BY_KIND[kind] as Record<string, Setting<unknown>>).map(([key, s]) => [kind, key, s] as const),
-);
+const settings = [
+  ...SERVICE_KINDS.flatMap((kind) =>
+    Object.entries(SETTINGS_BY_KIND[kind] as Record<string, Setting<unknown>>).map(
+      ([key, s]) => [kind, key, s] as const,
+    ),
+  ),
+  ...Object.entries(PROCESS_SETTINGS as Record<string, Setting<unknown>>).map(
+    ([key, s]) => ['process', key, s] as const,
+  ),
+];
 
 describe('settings tables and the config catalog', () => {
   it.each(settings)('%s.%s: its variable is in the catalog, which states its default', (_kind, _key, setting) => {

@@ -4,4 +4,5 @@
 export * from './setting.js';
 export * from './tables.js';
 export * from './router.js';
+export * from './services.js';
 export { SERVICE_KINDS, WORKER_KINDS, type ServiceKind } from '../service-kinds.js';

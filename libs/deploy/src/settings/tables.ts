@@ -101,6 +101,16 @@ export interface WorkerSettings {
   engineArgs: Record<string, unknown>;
   /** GGUF file a llamacpp worker loads, absolute (default '': the generated test model). */
   modelPath: string;
+  /** Whether the worker runs a KV transfer agent (default on). */
+  transfer: 'on' | 'off';
+  /** Transfer backends in preference order, comma-separated (default '': shm,tcp with the addon, else tcp). */
+  transferBackends: string;
+  /** TCP port of the transfer agent (default 0: a free port; the launcher never sets it). */
+  transferPort: number;
+  /** Deadline of one KV pull before the decode worker prefills locally, ms (default 30 000). */
+  transferTimeoutMs: number;
+  /** How long a prefill keeps a prompt's KV blocks pinned for a decode worker, ms (default 480 000). */
+  pinTimeoutMs: number;
 }
 
 const servedModel: Setting<string> = {
@@ -117,6 +127,65 @@ export const WORKER_SETTINGS: SettingsTable<WorkerSettings> = {
   engine: enumSetting('ARMATURE_ENGINE', ENGINES, 'mocker', 'Engine a worker runs.', 'engine'),
   engineArgs: objectSetting('ARMATURE_ENGINE_ARGS', 'Engine settings.', 'a mapping'),
   modelPath,
+  transfer: unlessDefault(
+    enumSetting('ARMATURE_TRANSFER', ['on', 'off'] as const, 'on', 'Run a KV transfer agent.', 'on/off'),
+  ),
+  transferBackends: unlessDefault(
+    stringSetting(
+      'ARMATURE_TRANSFER_BACKENDS',
+      '',
+      'Transfer backends in preference order.',
+      'a comma-separated list of shm, tcp',
+    ),
+  ),
+  transferPort: {
+    ...integerSetting(
+      'ARMATURE_TRANSFER_PORT',
+      0,
+      { min: 0, max: 65535 },
+      "Transfer agent's TCP port.",
+      'a port number',
+    ),
+    yamlKey: null,
+    writeDefault: false,
+  },
+  transferTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_TRANSFER_TIMEOUT_MS', 30_000, { min: 1 }, 'Deadline of one KV pull.'),
+  ),
+  pinTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_PREFILL_PIN_TIMEOUT_MS', 480_000, { min: 1 }, "How long a prefill's KV stays pinned."),
+  ),
+};
+
+/**
+ * What every service process reads besides its kind's settings: where it binds, who it is,
+ * how long SIGTERM waits. Not graph keys: the launcher (or an operator) sets them per replica.
+ */
+export interface ProcessSettings {
+  /** Interface to bind (default 127.0.0.1). */
+  host: string;
+  /** Instance id in discovery (default '': <role>-<random>). */
+  instanceId: string;
+  /** gRPC port of a router or worker (default 0: a free port). */
+  grpcPort: number;
+  /** Prometheus /metrics port of a router or worker (default 0: a free port). */
+  metricsPort: number;
+  /** How long SIGTERM waits for in-flight requests, ms (default 30 000). */
+  drainTimeoutMs: number;
+}
+
+const processOnly = <T>(setting: Setting<T>): Setting<T> => ({ ...setting, yamlKey: null, writeDefault: false });
+
+export const PROCESS_SETTINGS: SettingsTable<ProcessSettings> = {
+  host: processOnly(stringSetting('ARMATURE_HOST', '127.0.0.1', 'Interface to bind.', 'an interface address')),
+  instanceId: processOnly(stringSetting('ARMATURE_INSTANCE_ID', '', 'Instance id in discovery.', 'an instance id')),
+  grpcPort: processOnly(integerSetting('ARMATURE_GRPC_PORT', 0, { min: 0, max: 65535 }, 'gRPC port.', 'a port number')),
+  metricsPort: processOnly(
+    integerSetting('ARMATURE_METRICS_PORT', 0, { min: 0, max: 65535 }, 'Prometheus port.', 'a port number'),
+  ),
+  drainTimeoutMs: processOnly(
+    integerSetting('ARMATURE_DRAIN_TIMEOUT_MS', 30_000, { min: 0 }, 'How long SIGTERM waits for in-flight requests.'),
+  ),
 };
 
 /** The planner's settings (the planner service does not exist yet; the graph keeps them typed). */
