@@ -122,7 +122,14 @@ describe('router replicas', () => {
       clients
         .get(routerId)!
         .route(
-          { requestId: '', model: MODEL, tokenIds: [], excludedWorkerIds: [], ...req } as RouteRequest,
+          {
+            requestId: '',
+            model: MODEL,
+            tokenIds: [],
+            excludedWorkerIds: [],
+            failedWorkerIds: [],
+            ...req,
+          } as RouteRequest,
           new Metadata(),
           (err, res) => (err ? reject(err) : resolve(res)),
         ),

@@ -47,6 +47,11 @@ describe('graph: every service kind, with typed settings', () => {
       maxBodyBytes: 4 * 1024 * 1024,
       requestTimeoutMs: 600_000,
       prefillTimeoutMs: 60_000,
+      routerWaitMs: 10_000,
+      migrationLimit: 3,
+      migrationMaxSeqLen: 0,
+      stallTimeoutMs: 10_000,
+      acceptTimeoutMs: 3_000,
     });
     expect(frontend.env).toMatchObject({ ARMATURE_HTTP_PORT: '9001', ARMATURE_LOG_LEVEL: 'debug' });
     expect(graph.httpPort).toBe(9001);

@@ -78,6 +78,16 @@ export const METRICS = {
     help: 'Requests cancelled because the client went away.',
     labels: ['model'],
   },
+  armature_frontend_retries_total: {
+    type: 'counter',
+    help: 'Requests moved to another worker: kind reroute (it failed before answering) or migrate (mid-stream), by reason.',
+    labels: ['kind', 'reason'],
+  },
+  armature_frontend_retries_exhausted_total: {
+    type: 'counter',
+    help: 'Requests whose worker failed with no re-route or migration left, by kind.',
+    labels: ['kind'],
+  },
   // router
   armature_router_decisions_total: {
     type: 'counter',
@@ -152,6 +162,12 @@ export const METRICS = {
     help: 'Active-load changes received from router replicas, by op (add, prefill, free).',
     labels: ['op'],
   },
+  armature_router_inhibitions_total: {
+    type: 'counter',
+    help: 'Workers left out of routing for a while after a failure, by reason.',
+    labels: ['reason'],
+  },
+  armature_router_inhibited_workers: { type: 'gauge', help: 'Workers inhibited now.', labels: [] },
   armature_router_workers: { type: 'gauge', help: 'Workers the router can choose from.', labels: ['model'] },
   armature_router_active_requests: {
     type: 'gauge',

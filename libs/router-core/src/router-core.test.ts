@@ -39,6 +39,7 @@ function setup(options: { pools?: Partial<Record<WorkerRole, RouterCandidate[]>>
     queueWaited: (s) => events.push(`waited ${s}`),
     prefillFallback: () => events.push('fallback'),
     workerRemoved: (w) => events.push(`removed ${w}`),
+    inhibited: (w, reason, count) => events.push(`inhibited ${w} ${reason ?? 'ended'} ${count}`),
   };
   // Any prompt not yet prefilled makes a worker busy.
   const decode = new KvRouter({ policy: createPolicy('kv'), busy: { prefillTokens: 1 }, now: () => now });
@@ -50,7 +51,11 @@ function setup(options: { pools?: Partial<Record<WorkerRole, RouterCandidate[]>>
     observer,
     now: () => now,
   });
-  const submit = (requestId: string, n = 8, extra: { pinnedWorkerId?: string; excludedWorkerIds?: string[] } = {}) => {
+  const submit = (
+    requestId: string,
+    n = 8,
+    extra: { pinnedWorkerId?: string; excludedWorkerIds?: string[]; failedWorkerIds?: string[] } = {},
+  ) => {
     const answer: Answer = {};
     const ticket = core.submit(
       { requestId, model: 'm', tokenIds: tokens(n, requestId.length * 100), ...extra },
@@ -178,5 +183,64 @@ describe('RouterCore', () => {
     const b = submit('bb');
     core.close();
     expect(b.answer.error).toMatchObject({ reason: 'router_shutting_down' });
+  });
+});
+
+describe('RouterCore: inhibition of failed workers', () => {
+  const free = (core: RouterCore, ...ids: string[]) => ids.forEach((id) => core.free(id));
+
+  it('leaves a worker a request failed on out of every decision for inhibitMs, then takes it back', () => {
+    const { core, submit, events, advance } = setup({ pools: { decode: [worker('d0'), worker('d1')] } });
+    const retry = submit('a#1', 8, { excludedWorkerIds: ['d0'], failedWorkerIds: ['d0'] });
+    expect(retry.answer.decision?.decode.worker.instanceId).toBe('d1');
+    free(core, 'a#1');
+    // Another request, which never saw d0 fail, is kept off it too.
+    for (const id of ['b', 'cc', 'ddd']) {
+      expect(submit(id).answer.decision?.decode.worker.instanceId).toBe('d1');
+      free(core, id);
+    }
+    expect(core.isInhibited('d0')).toBe(true);
+    advance(5_000);
+    core.tick();
+    expect(core.isInhibited('d0')).toBe(false);
+    expect(events.filter((e) => e.startsWith('inhibited'))).toEqual([
+      'inhibited d0 request_failed 1',
+      'inhibited d0 ended 0',
+    ]);
+    const placed = new Set<string>();
+    for (const id of ['e', 'ff', 'ggg', 'hhhh']) {
+      placed.add(submit(id).answer.decision!.decode.worker.instanceId);
+      free(core, id);
+    }
+    expect(placed.has('d0')).toBe(true);
+  });
+
+  it('still uses an inhibited worker when it is the only one, and never an inhibited prefill worker', () => {
+    const { core, submit } = setup({ pools: { decode: [worker('d0')], prefill: [worker('p0')] } });
+    core.inhibit('d0', 'health');
+    core.inhibit('p0', 'health');
+    const long = submit('a', 64).answer.decision!;
+    expect(long.decode.worker.instanceId).toBe('d0');
+    expect(long.prefill).toBeUndefined(); // served aggregated rather than on the inhibited prefill worker
+    core.uninhibit('p0');
+    free(core, 'a');
+    expect(submit('bb', 64).answer.decision!.prefill?.worker.instanceId).toBe('p0');
+  });
+
+  it('forgets the inhibition of a worker that left, and does nothing with inhibitMs 0', () => {
+    const { core } = setup({ pools: { decode: [worker('d0'), worker('d1')] } });
+    core.inhibit('d0', 'request_failed');
+    core.removeWorker('d0');
+    expect(core.inhibitedCount()).toBe(0);
+    const off = new RouterCore({
+      source: { candidates: () => [worker('d0')] },
+      decode: new KvRouter({ policy: createPolicy('kv') }),
+      inhibitMs: 0,
+    });
+    off.inhibit('d0', 'request_failed');
+    expect(off.isInhibited('d0')).toBe(false);
+    expect(() => new RouterCore({ source: { candidates: () => [] }, decode: off.kv, inhibitMs: -1 })).toThrow(
+      /inhibitMs/,
+    );
   });
 });

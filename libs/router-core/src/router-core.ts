@@ -1,5 +1,5 @@
 // The lifecycle of a routed request, written once for the live router service and the
-// offline replay: candidates (a model's workers minus excluded ones, or the pinned one;
+// offline replay: candidates (a model's workers minus excluded and inhibited ones, or the pinned one;
 // those whose KV state is loaded first), a decision by the DisaggRouter (the decode
 // worker, and a prefill worker or a local prefill), the load it places, and the waiting
 // room for requests that find every worker busy (per model, bounded, timed out, in
@@ -58,6 +58,8 @@ export interface RouterObserver {
   workerRemoved?(worker: string): void;
   /** An active-load change this router made (replicas apply it). */
   activeLoad?(pool: WorkerRole, op: ActiveLoadOp): void;
+  /** A worker is inhibited (`reason`: why) or no longer is (reason undefined); `count`: inhibited now. */
+  inhibited?(worker: string, reason: string | undefined, count: number): void;
 }
 
 export interface RouteCall {
@@ -66,6 +68,8 @@ export interface RouteCall {
   tokenIds: readonly number[];
   /** Workers not to use (they failed this request). */
   excludedWorkerIds?: readonly string[];
+  /** Workers that just failed this request on the request path: inhibited for every request. */
+  failedWorkerIds?: readonly string[];
   /** Route to exactly this worker: no busy check, no queueing, no prefill worker. */
   pinnedWorkerId?: string;
 }
@@ -92,7 +96,15 @@ export interface RouterCoreOptions {
   observer?: RouterObserver;
   /** Milliseconds (default Date.now); the replay passes its virtual clock. */
   now?: () => number;
+  /**
+   * How long a worker that failed a request is left out, ms (default 5000; 0: never):
+   * a dead or stalled worker stops getting requests long before its discovery lease lapses.
+   */
+  inhibitMs?: number;
 }
+
+/** Default of RouterCoreOptions.inhibitMs. */
+export const DEFAULT_INHIBIT_MS = 5_000;
 
 interface Waiting {
   call: RouteCall;
@@ -113,6 +125,9 @@ export class RouterCore {
   /** One queue per model, so a busy model never holds up another's requests. */
   private readonly queues = new Map<string, RouterQueue<Waiting>>();
   private readonly waitingIds = new Set<string>();
+  private readonly inhibitMs: number;
+  /** Inhibited workers and when their inhibition ends (epoch ms on `now`). */
+  private readonly inhibitedUntil = new Map<string, number>();
 
   constructor(options: RouterCoreOptions) {
     this.source = options.source;
@@ -120,6 +135,9 @@ export class RouterCore {
     if (options.observer) this.observers.push(options.observer);
     this.now = options.now ?? Date.now;
     this.queueOptions = options.queue;
+    this.inhibitMs = options.inhibitMs ?? DEFAULT_INHIBIT_MS;
+    if (!Number.isFinite(this.inhibitMs) || this.inhibitMs < 0)
+      throw new ArmatureError('invalid_argument', 'bad_config', `inhibitMs must be >= 0, got ${options.inhibitMs}`);
     new RouterQueue(options.queue); // validates the options now rather than at the first busy moment
     const prefill = options.prefill ?? new KvRouter({ policy: createPolicy('kv'), index: this.kv.index });
     this.disagg = new DisaggRouter(prefill, this.kv, options.disagg);
@@ -145,6 +163,7 @@ export class RouterCore {
   submit(call: RouteCall, waiter: Waiter): RouteTicket {
     if (!call.model) throw new ArmatureError('invalid_argument', 'missing_model', 'model is required');
     if (!call.requestId) throw new ArmatureError('invalid_argument', 'missing_request_id', 'request_id is required');
+    for (const w of call.failedWorkerIds ?? []) this.inhibit(w, 'request_failed');
     const candidates = this.candidatesFor(call);
     const queue = this.queueFor(call.model);
     // Pinned requests skip the busy check, so they never wait; others do not overtake waiters.
@@ -218,8 +237,40 @@ export class RouterCore {
     if (worker || prefillWorker) this.pump();
   }
 
+  /**
+   * Leaves a worker out of every decision for inhibitMs (a request failed on it, or its
+   * health check did), unless it is the only one left; a later call extends it.
+   */
+  inhibit(instanceId: string, reason: string): void {
+    if (this.inhibitMs === 0) return;
+    const fresh = !this.isInhibited(instanceId);
+    this.inhibitedUntil.set(instanceId, this.now() + this.inhibitMs);
+    if (fresh) this.notify('inhibited', instanceId, reason, this.inhibitedCount());
+  }
+
+  /** Ends a worker's inhibition early (it answered its health check). */
+  uninhibit(instanceId: string): void {
+    if (!this.inhibitedUntil.delete(instanceId)) return;
+    this.notify('inhibited', instanceId, undefined, this.inhibitedCount());
+    this.pump();
+  }
+
+  /** Whether the worker is inhibited now. */
+  isInhibited(instanceId: string): boolean {
+    const until = this.inhibitedUntil.get(instanceId);
+    return until !== undefined && until > this.now();
+  }
+
+  /** Workers inhibited now. */
+  inhibitedCount(): number {
+    let n = 0;
+    for (const id of this.inhibitedUntil.keys()) if (this.isInhibited(id)) n++;
+    return n;
+  }
+
   /** A worker left: its predictions, load and policy state go (its indexed blocks belong to the index's feeder). */
   removeWorker(instanceId: string): void {
+    this.inhibitedUntil.delete(instanceId);
     this.kv.removeWorker(instanceId);
     this.disagg.prefill.removeWorker(instanceId);
     this.notify('workerRemoved', instanceId);
@@ -285,8 +336,9 @@ export class RouterCore {
     }
   }
 
-  /** Timeouts, then a retry (busy thresholds can clear without an event): what the caller's clock drives. */
+  /** Timeouts, lapsed inhibitions, then a retry (busy thresholds can clear without an event): what the caller's clock drives. */
   tick(): void {
+    this.lapseInhibitions();
     if (this.waitingIds.size === 0) return;
     this.expire();
     this.publishDepth();
@@ -321,6 +373,21 @@ export class RouterCore {
     for (const o of this.observers) (o[hook] as ((...a: typeof args) => void) | undefined)?.call(o, ...args);
   }
 
+  private lapseInhibitions(): void {
+    for (const [id, until] of this.inhibitedUntil) {
+      if (until > this.now()) continue;
+      this.inhibitedUntil.delete(id);
+      this.notify('inhibited', id, undefined, this.inhibitedCount());
+    }
+  }
+
+  /** The workers not inhibited; all of them when every one is (an inhibited worker beats none). */
+  private uninhibited(workers: RouterCandidate[]): RouterCandidate[] {
+    if (this.inhibitedUntil.size === 0) return workers;
+    const fine = workers.filter((w) => !this.isInhibited(w.instanceId));
+    return fine.length > 0 ? fine : workers;
+  }
+
   private releasePrefill(requestId: string): string | undefined {
     const worker = this.disagg.prefill.free(requestId);
     if (worker) this.notify('prefillQueue', worker, this.disagg.prefill.active.of(worker).prefillTokens);
@@ -343,7 +410,9 @@ export class RouterCore {
   /** Prefill workers for a request (may be empty: the request is then served aggregated). */
   private prefillCandidatesFor(call: RouteCall): RouterCandidate[] {
     if (call.pinnedWorkerId) return [];
-    return readyFirst(without(this.source.candidates(call.model, 'prefill'), call.excludedWorkerIds));
+    // No fallback to an inhibited prefill worker: without one the request is served aggregated.
+    const usable = without(this.source.candidates(call.model, 'prefill'), call.excludedWorkerIds);
+    return readyFirst(usable.filter((w) => !this.isInhibited(w.instanceId)));
   }
 
   /** The decode workers a request may go to now; throws `unavailable` when there are none. */
@@ -373,7 +442,7 @@ export class RouterCore {
         `no healthy worker left for model ${JSON.stringify(call.model)}`,
       );
     }
-    return readyFirst(usable);
+    return readyFirst(this.uninhibited(usable));
   }
 
   private tryRoute(call: RouteCall, candidates: RouterCandidate[]): DisaggOutcome | undefined {

@@ -44,6 +44,18 @@ export const ENV_CATALOG = {
     'Set to off to ignore the native transfer addon (native/transfer) and use the pure-TypeScript TCP backend only.',
   ARMATURE_REQUIRE_NATIVE:
     'Set to 1 to make the transfer tests fail, instead of skip, when the native addon is not built.',
+  ARMATURE_ROUTER_INHIBIT_MS:
+    'How long the router leaves out a worker that just failed a request (a broken or stalled stream), before discovery notices; 0 turns it off (default 5000).',
+  ARMATURE_ROUTER_WAIT_MS:
+    'How long the frontend keeps retrying a request while no router answers (all gone, or one restarting) before answering 503 no_router (default 10000).',
+  ARMATURE_MIGRATION_LIMIT:
+    'How often the frontend moves one request to another worker after its stream broke mid-generation (the prompt plus the tokens so far are resent); 0 turns migration off (default 3).',
+  ARMATURE_MIGRATION_MAX_SEQ_LEN:
+    'Longest prompt + generated sequence, in tokens, that the frontend migrates; longer ones fail instead (default 0: any length).',
+  ARMATURE_ACCEPT_TIMEOUT_MS:
+    'Longest wait for a decode worker to take a Generate call (it answers with headers before queueing or prefilling); past it the worker counts as stopped or stuck and the request goes to another (default 3000; 0: no limit).',
+  ARMATURE_STALL_TIMEOUT_MS:
+    "Longest silence between two messages of a decode worker's stream before the frontend counts it stalled and migrates the request; 0: no limit (default 10000).",
   ARMATURE_ROUTER_READY_TIMEOUT_MS:
     'How long a new worker waits for its KV state to load before the router scores it anyway (default 3000).',
   ARMATURE_DRAIN_TIMEOUT_MS: 'How long SIGTERM waits for in-flight requests before exiting (default 30000).',
@@ -57,6 +69,11 @@ export const ENV_CATALOG = {
   ARMATURE_PLANNER_INTERVAL_MS: 'Planner (no service yet): time between two scaling decisions, ms (default 60000).',
   ARMATURE_PLANNER_CONNECTOR:
     'Planner (no service yet): where replica counts are applied: local (the supervisor) or kubernetes (default local).',
+  ARMATURE_LIVENESS_INTERVAL_MS:
+    'armature up: time between two liveness probes of one replica (frontend /live, router and worker /metrics), ms (default 5000).',
+  ARMATURE_LIVENESS_TIMEOUT_MS: 'armature up: how long one liveness probe waits for an answer, ms (default 2000).',
+  ARMATURE_LIVENESS_FAILURES:
+    'armature up: liveness probes a replica may miss in a row before it is killed and restarted; 0 turns the probe off (default 6).',
   ARMATURE_BENCH_NODE_ARGS:
     'Extra Node.js flags for every service a benchmark starts, space-separated, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof (default none).',
   ARMATURE_TRACES_DIR:

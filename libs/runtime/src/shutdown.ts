@@ -1,5 +1,6 @@
 // Graceful shutdown: on SIGTERM or SIGINT stop accepting work, drain what is in flight
-// (bounded by a timeout), run cleanup, and exit. A second signal exits at once.
+// (bounded by a timeout; past it, what is left is handed back), run cleanup, and exit.
+// A second signal exits at once.
 import { createLogger } from './log.js';
 
 export interface ShutdownHooks {
@@ -7,6 +8,11 @@ export interface ShutdownHooks {
   stopAccepting?: () => Promise<void> | void;
   /** Resolve once in-flight work is done. */
   drain?: () => Promise<void>;
+  /**
+   * The drain timed out: hand back what is still in flight (a worker ends its streams with
+   * a retryable error, so the frontend migrates them) before cleanup cuts it.
+   */
+  abandon?: () => Promise<void> | void;
   /** Release everything else (sockets, timers). */
   cleanup?: () => Promise<void> | void;
   /** Upper bound on drain (default 30 s). */
@@ -30,7 +36,10 @@ export function createShutdown(hooks: ShutdownHooks): () => Promise<void> {
           });
           const outcome = await Promise.race([hooks.drain().then(() => 'drained' as const), timedOut]);
           clearTimeout(timer);
-          if (outcome === 'timeout') log.warn('drain timed out; exiting with work in flight', { timeoutMs });
+          if (outcome === 'timeout') {
+            log.warn('drain timed out; handing back the work in flight', { timeoutMs });
+            await hooks.abandon?.();
+          }
         }
         await hooks.cleanup?.();
       } catch (err) {

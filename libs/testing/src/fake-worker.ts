@@ -27,9 +27,16 @@ export interface FakeWorkerScript {
   failWith?: ArmatureError;
   /** Generate stops answering after this many messages, until the call is cancelled. */
   hangAfter?: number;
+  /** Generate waits this long before its first message (a queued or prefilling worker). */
+  firstDelayMs?: number;
+  /** Generate never accepts the call nor answers, until cancelled (a stopped process). */
+  unresponsive?: boolean;
   /** Prefill's answer (merged over defaults: first token 1, a descriptor pinned under the request id). */
   prefill?: Partial<PrefillResponse> | 'hang' | ArmatureError;
 }
+
+/** A Generate call's stream, as the frontend's WorkerStream. */
+export type FakeStream = AsyncIterable<GenerateResponse> & { cancel(): void; readonly accepted: Promise<void> };
 
 export interface FakeGenerateCall {
   request: GenerateRequest;
@@ -69,7 +76,7 @@ export class FakeWorker {
     return { instanceId: this.instanceId, grpcAddress: this.grpcAddress, dpRank: 0 };
   }
 
-  generate(request: GenerateRequest, signal: AbortSignal): AsyncIterable<GenerateResponse> & { cancel(): void } {
+  generate(request: GenerateRequest, signal: AbortSignal): FakeStream {
     const call: FakeGenerateCall = {
       request,
       signal,
@@ -89,10 +96,15 @@ export class FakeWorker {
     const finish = script.finishReason ?? FinishReason.FINISH_REASON_STOP;
     async function* messages(): AsyncGenerator<GenerateResponse> {
       try {
+        if (script.unresponsive) {
+          await untilAborted(stop.signal);
+          throw cancelledError();
+        }
         for (let i = 0; i <= chunks.length; i++) {
           if (script.failAfter === i)
             throw script.failWith ?? new ArmatureError('unavailable', 'grpc_unavailable', 'No connection established');
           if (script.hangAfter === i) await untilAborted(stop.signal);
+          if (i === 0 && script.firstDelayMs) await untilAborted(stop.signal, Date.now() + script.firstDelayMs);
           await new Promise((resolve) => setImmediate(resolve));
           if (stop.signal.aborted) throw cancelledError();
           if (i === chunks.length) break;
@@ -113,7 +125,9 @@ export class FakeWorker {
         if (call.outcome === 'running') call.outcome = 'closed';
       }
     }
-    return Object.assign(messages(), { cancel });
+    // A live worker takes the call at once (response headers); a stopped one never does.
+    const accepted: Promise<void> = script.unresponsive ? untilAborted(stop.signal) : Promise.resolve();
+    return Object.assign(messages(), { cancel, accepted });
   }
 
   async prefill(request: GenerateRequest, signal: AbortSignal, deadline: number): Promise<PrefillResponse> {
@@ -179,17 +193,13 @@ export class FakeWorkerPool {
   }
 
   /** Generate on the worker at `address`; with no worker there, the stream fails `unavailable`. */
-  generate(
-    address: string,
-    request: GenerateRequest,
-    signal: AbortSignal,
-  ): AsyncIterable<GenerateResponse> & { cancel(): void } {
+  generate(address: string, request: GenerateRequest, signal: AbortSignal): FakeStream {
     const w = this.byAddress.get(address);
     if (w) return w.generate(request, signal);
     const failing: AsyncIterable<GenerateResponse> = {
       [Symbol.asyncIterator]: () => ({ next: () => Promise.reject(noWorkerAt(address)) }),
     };
-    return Object.assign(failing, { cancel: () => undefined });
+    return Object.assign(failing, { cancel: () => undefined, accepted: Promise.resolve() });
   }
 
   async prefill(

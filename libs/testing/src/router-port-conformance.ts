@@ -44,6 +44,7 @@ const route = (requestId: string, model: string): RouteRequest => ({
   model,
   tokenIds: [1, 2, 3],
   excludedWorkerIds: [],
+  failedWorkerIds: [],
 });
 const never = (): AbortSignal => new AbortController().signal;
 

@@ -14,7 +14,7 @@ export interface WorkerPortLike {
     address: string,
     request: GenerateRequest,
     signal: AbortSignal,
-  ): AsyncIterable<GenerateResponse> & { cancel(): void };
+  ): AsyncIterable<GenerateResponse> & { cancel(): void; readonly accepted: Promise<void> };
   prefill(address: string, request: GenerateRequest, signal: AbortSignal, deadline: number): Promise<PrefillResponse>;
   releaseKv(address: string, pinId: string): void;
   forgetWorker(address: string): void;
@@ -57,6 +57,16 @@ export function workerPortConformance(name: string, makeHarness: () => Promise<W
         }
       }
       expect(got).toEqual([1, 2, 3]);
+    });
+
+    it('says the call was accepted once the worker took it', async () => {
+      const stream = h.port.generate(h.worker, request('c-accepted'), never());
+      const iterator = stream[Symbol.asyncIterator]();
+      const first = iterator.next(); // the real stream starts the call on the first read
+      await stream.accepted;
+      await first;
+      stream.cancel();
+      await iterator.return?.();
     });
 
     it('stops the worker when the stream is cancelled', async () => {

@@ -197,7 +197,15 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
         service.startDraining();
         await registration.unregister();
       },
-      drain: () => service.inFlight.idle(),
+      // In-flight streams finish, and pinned prefills wait for their pull (or their expiry).
+      drain: async () => {
+        await service.inFlight.idle();
+        await pins?.idle();
+      },
+      abandon: async () => {
+        const n = await service.evict();
+        if (n > 0) log.warn('drain deadline passed; handed back requests still running', { requests: n });
+      },
       drainTimeoutMs,
       cleanup: async () => {
         clearInterval(heartbeat);

@@ -40,4 +40,20 @@ describe('PinTable', () => {
   it("has the deploy table's default pin timeout, so a worker and a library user agree", () => {
     expect(WORKER_SETTINGS.pinTimeoutMs.default).toBe(DEFAULT_PIN_TIMEOUT_MS);
   });
+
+  it('resolves idle() once the last pin ends, at once when none is held', async () => {
+    const pins = new PinTable({ release: () => true, timeoutMs: 60_000 });
+    await pins.idle();
+    pins.add('a');
+    pins.add('b');
+    let idle = false;
+    const waiting = pins.idle().then(() => (idle = true));
+    pins.release('a');
+    await new Promise((r) => setImmediate(r));
+    expect(idle).toBe(false);
+    pins.release('b');
+    await waiting;
+    expect(idle).toBe(true);
+    pins.close();
+  });
 });

@@ -20,6 +20,7 @@ export interface PinTableOptions {
 export class PinTable {
   readonly timeoutMs: number;
   private readonly timers = new Map<string, NodeJS.Timeout>();
+  private idleWaiters: Array<() => void> = [];
 
   constructor(private readonly options: PinTableOptions) {
     this.timeoutMs = options.timeoutMs ?? DEFAULT_PIN_TIMEOUT_MS;
@@ -43,6 +44,12 @@ export class PinTable {
     return this.end(pinId, 'released');
   }
 
+  /** Resolves once no pin is held (each is released by its puller, or expires). */
+  idle(): Promise<void> {
+    if (this.timers.size === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
   get size(): number {
     return this.timers.size;
   }
@@ -60,6 +67,7 @@ export class PinTable {
     const freed = this.options.release(pinId);
     if (!freed) log.warn('the engine held no blocks for a pin', { pinId, how });
     this.options.onEnd?.(pinId, how);
+    if (this.timers.size === 0) for (const resolve of this.idleWaiters.splice(0)) resolve();
     return freed;
   }
 }

@@ -36,6 +36,7 @@ interface Node {
   server: Server;
   publisher: EventPublisher;
   client: WorkerClient;
+  service: WorkerService;
 }
 
 async function startNode(
@@ -43,10 +44,11 @@ async function startNode(
   kvLayout?: Record<string, number>,
   pinTimeoutMs = 60_000,
   contextLength = 8192,
+  speedup = 200,
 ): Promise<Node> {
   const engine = createMockerEngine({
     model: MODEL,
-    speedup: 200,
+    speedup,
     totalKvBlocks: 512,
     blockSize: 16,
     kvLayout,
@@ -88,7 +90,7 @@ async function startNode(
   const port = await bindGrpcServer(server, '127.0.0.1', 0);
   service.grpcAddress = `127.0.0.1:${port}`;
   const client = new WorkerClient(service.grpcAddress, credentials.createInsecure());
-  return { id, engine, agent, metrics, pins, server, publisher, client };
+  return { id, engine, agent, metrics, pins, server, publisher, client, service };
 }
 
 async function stopNode(n: Node): Promise<void> {
@@ -230,5 +232,34 @@ describe('worker service: disaggregated paths', () => {
     const empty = await prefill(p, request('f2', [], undefined)).catch((e: ServiceError) => e);
     expect((empty as ServiceError).code).toBe(status.INVALID_ARGUMENT);
     expect(p.engine.kv.pinned().requests).toBe(0);
+  });
+});
+
+describe('worker service: drain', () => {
+  it('refuses new work while draining, and hands back running streams with worker_draining when evicted', async () => {
+    const n = await startNode('drain', undefined, 60_000, 8192, 1);
+    try {
+      const long = { ...request('long', tokens(9, 32)), stop: { maxTokens: 4000, ignoreEos: true, stopTokenIds: [] } };
+      const got: number[] = [];
+      const done = (async () => {
+        for await (const msg of n.client.generate(long)) got.push(...(msg as GenerateResponse).tokenIds);
+      })().catch((err: ServiceError) => err);
+      while (got.length < 3) await new Promise((r) => setTimeout(r, 10));
+      n.service.startDraining();
+      const refused = await generate(n, request('new', tokens(1, 8))).catch((err: ServiceError) => err);
+      expect(refused).toMatchObject({ code: status.UNAVAILABLE });
+      expect((refused as ServiceError).metadata.get('armature-reason')).toEqual(['worker_draining']);
+      expect(n.service.inFlight.size).toBe(1); // the running stream is not cut by draining
+      expect(await n.service.evict()).toBe(1);
+      const err = (await done) as ServiceError;
+      expect(err).toMatchObject({ code: status.UNAVAILABLE });
+      expect(err.metadata.get('armature-reason')).toEqual(['worker_draining']);
+      expect(got.length).toBeGreaterThan(2);
+      expect(got.length).toBeLessThan(4000);
+      expect(n.service.inFlight.size).toBe(0);
+      expect(await counter(n, 'armature_worker_requests_total', 'finish_reason="evicted"')).toBe(1);
+    } finally {
+      await stopNode(n);
+    }
   });
 });

@@ -3,7 +3,7 @@
 // For disaggregated serving it also prefills (pinning the prompt's blocks and answering a
 // transfer descriptor), releases pins, and decodes requests a prefill worker started:
 // pulling their KV first, or prefilling locally when that fails.
-import type { ServerUnaryCall, ServerWritableStream, handleUnaryCall } from '@grpc/grpc-js';
+import { Metadata, type ServerUnaryCall, type ServerWritableStream, type handleUnaryCall } from '@grpc/grpc-js';
 import {
   FinishReason,
   HealthResponse_Status,
@@ -55,6 +55,8 @@ export interface WorkerServiceOptions {
 export class WorkerService {
   readonly inFlight = new InFlight();
   private draining = false;
+  /** Ends each Generate call in progress with a failure of the caller's choosing. */
+  private readonly running = new Set<(err: ArmatureError) => void>();
 
   constructor(private readonly options: WorkerServiceOptions) {}
 
@@ -66,6 +68,19 @@ export class WorkerService {
     this.draining = true;
   }
 
+  /**
+   * Hands back every Generate call still running (the drain deadline passed): each ends
+   * with `unavailable` / worker_draining, which the frontend answers by migrating the
+   * request, with what it has generated, to another worker. Resolves once they ended.
+   */
+  async evict(): Promise<number> {
+    const n = this.running.size;
+    const err = new ArmatureError('unavailable', 'worker_draining', 'the worker is shutting down');
+    for (const end of [...this.running]) end(err);
+    await this.inFlight.idle();
+    return n;
+  }
+
   private async generate(call: ServerWritableStream<GenerateRequest, GenerateResponse>): Promise<void> {
     const model = this.options.engine.card.model;
     const end = this.inFlight.begin();
@@ -75,10 +90,19 @@ export class WorkerService {
     call.on('close', () => {
       if (!call.writableFinished) abort.abort();
     });
-    let finish: EngineFinish | undefined;
+    let evicted: ArmatureError | undefined;
+    const evict = (err: ArmatureError): void => {
+      evicted = err;
+      abort.abort();
+    };
+    this.running.add(evict);
+    let finish: EngineFinish | 'evicted' | undefined;
     try {
       if (this.draining) throw new ArmatureError('unavailable', 'worker_draining', 'worker is shutting down');
       const request = checkedEngineRequest(call.request, this.options.engine.card);
+      // Accepted: response headers at once, before any queueing or prefill, so the caller
+      // can tell a live worker that is busy from one that is stopped or stuck.
+      call.sendMetadata(new Metadata());
       const remote = call.request.remotePrefill;
       let imported = false;
       if (remote) {
@@ -111,15 +135,18 @@ export class WorkerService {
         }
         if (!call.write(msg)) await new Promise((r) => call.once('drain', r));
       }
-      if (!abort.signal.aborted) call.end();
+      if (evicted) call.emit('error', toGrpcError(evicted));
+      else if (!abort.signal.aborted) call.end();
     } catch (err) {
-      const e = asArmatureError(err);
+      const e = evicted ?? asArmatureError(err);
       finish = 'error';
       if (e.cls === 'internal')
         log.error('generate failed', { requestId: call.request.requestId, err: e.detail ?? e.message });
-      if (!abort.signal.aborted) call.emit('error', toGrpcError(e));
+      if (evicted || !abort.signal.aborted) call.emit('error', toGrpcError(e));
     } finally {
-      if (abort.signal.aborted) finish = 'cancelled';
+      this.running.delete(evict);
+      if (evicted) finish = 'evicted';
+      else if (abort.signal.aborted) finish = 'cancelled';
       this.options.metrics.get('armature_worker_requests_total').inc({ model, finish_reason: finish ?? 'cancelled' });
       call.off('cancelled', onCancel);
       end();

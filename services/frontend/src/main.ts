@@ -18,13 +18,21 @@ async function main(): Promise<void> {
   const { host, instanceId, drainTimeoutMs } = processSettingsFromEnv('frontend');
   const settings = frontendSettingsFromEnv();
   const discovery = discoveryFromEnv();
-  const upstream = new Upstream(discovery);
+  const upstream = new Upstream(discovery, { routerWaitMs: settings.routerWaitMs });
   upstream.start();
   const metrics = new MetricsRegistry();
   const http = new FrontendHttp({
     upstream,
     metrics,
-    pipeline: { prefillTimeoutMs: settings.prefillTimeoutMs },
+    pipeline: {
+      prefillTimeoutMs: settings.prefillTimeoutMs,
+      migrationLimit: settings.migrationLimit,
+      migrationMaxSeqLen: settings.migrationMaxSeqLen,
+      stallTimeoutMs: settings.stallTimeoutMs,
+      acceptTimeoutMs: settings.acceptTimeoutMs,
+      onRetry: (kind, reason) => metrics.get('armature_frontend_retries_total').inc({ kind, reason }),
+      onRetriesExhausted: (kind) => metrics.get('armature_frontend_retries_exhausted_total').inc({ kind }),
+    },
     maxBodyBytes: settings.maxBodyBytes,
     requestTimeoutMs: settings.requestTimeoutMs,
   });

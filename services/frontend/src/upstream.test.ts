@@ -124,7 +124,7 @@ describe('Upstream as RouterPort', () => {
   it('routes, and sends the notifications to the router that placed the request; unknown ids send nothing', async () => {
     const router: RouterPort = upstream;
     await router.route(
-      { requestId: 'r1', model: 'm', tokenIds: [1], excludedWorkerIds: [] },
+      { requestId: 'r1', model: 'm', tokenIds: [1], excludedWorkerIds: [], failedWorkerIds: [] },
       new AbortController().signal,
     );
     router.markPrefillLocal('r1');

@@ -26,6 +26,28 @@ import type { ModelCatalog, RouterPort, ServedModel, WorkerPort, WorkerStream } 
 
 const log = createLogger('frontend/upstream');
 
+/**
+ * Worker channels ping every 2 s and give up 2 s after an unanswered ping: a worker that is
+ * stopped (SIGSTOP) or whose event loop is stuck fails its streams within ~4 s, and its
+ * requests move on, instead of waiting for its discovery lease.
+ */
+export const WORKER_CHANNEL_OPTIONS = {
+  ...CLIENT_CHANNEL_OPTIONS,
+  'grpc.keepalive_time_ms': 2_000,
+  'grpc.keepalive_timeout_ms': 2_000,
+};
+
+/** Router answers that mean "ask another router": it is gone or leaving. */
+const ROUTER_GONE = new Set(['grpc_unavailable', 'router_shutting_down', 'no_router']);
+
+export interface UpstreamOptions {
+  /**
+   * How long a Route waits for a router when none answers (all gone, or one restarting),
+   * ms (default 10 000); within it, a router that comes back takes the request.
+   */
+  routerWaitMs?: number;
+}
+
 export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
   private readonly workers = new Map<string, InstanceRecord>();
   private readonly routers = new Map<string, { record: InstanceRecord; client: RouterClient }>();
@@ -36,7 +58,14 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
   /** The router that placed each in-flight request: it keeps that request's load. */
   private readonly routedBy = new Map<string, RouterClient>();
 
-  constructor(private readonly discovery: Discovery) {}
+  private readonly routerWaitMs: number;
+
+  constructor(
+    private readonly discovery: Discovery,
+    options: UpstreamOptions = {},
+  ) {
+    this.routerWaitMs = options.routerWaitMs ?? 10_000;
+  }
 
   start(): void {
     this.watches.push(
@@ -93,7 +122,7 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
   private worker(address: string): WorkerClient {
     let c = this.workerClients.get(address);
     if (!c) {
-      c = new WorkerClient(address, insecureCredentials(), CLIENT_CHANNEL_OPTIONS);
+      c = new WorkerClient(address, insecureCredentials(), WORKER_CHANNEL_OPTIONS);
       this.workerClients.set(address, c);
     }
     return c;
@@ -107,25 +136,33 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
 
   private pickRouters(): RouterClient[] {
     const all = [...this.routers.values()].map((r) => r.client);
-    if (all.length === 0) throw new ArmatureError('unavailable', 'no_router', 'no router is available');
-    const start = this.nextRouter++ % all.length;
+    const start = all.length === 0 ? 0 : this.nextRouter++ % all.length;
     return [...all.slice(start), ...all.slice(0, start)];
   }
 
-  /** Asks a router for a worker, failing over to another router on transport errors. */
+  /**
+   * Asks a router for a worker, failing over to another router when one is gone or
+   * leaving; while none answers it retries (backing off to 500 ms) for up to routerWaitMs.
+   */
   async route(req: RouteRequest, signal: AbortSignal): Promise<RouteResponse> {
+    const giveUpAt = Date.now() + this.routerWaitMs;
     let lastErr: ArmatureError | undefined;
-    for (const client of this.pickRouters()) {
-      try {
-        const res = await unaryCall<RouteResponse>((cb) => client.route(req, cb), signal);
-        this.routedBy.set(req.requestId, client);
-        return res;
-      } catch (err) {
-        lastErr = asArmatureError(err);
-        if (lastErr.reason !== 'grpc_unavailable') throw lastErr; // a router's own answer: do not retry
+    for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
+      for (const client of this.pickRouters()) {
+        try {
+          const res = await unaryCall<RouteResponse>((cb) => client.route(req, cb), signal);
+          this.routedBy.set(req.requestId, client);
+          return res;
+        } catch (err) {
+          lastErr = asArmatureError(err);
+          if (!ROUTER_GONE.has(lastErr.reason) || signal.aborted) throw lastErr; // a router's own answer
+        }
       }
+      if (Date.now() + pause > giveUpAt) break;
+      await sleep(pause, signal);
     }
-    throw new ArmatureError('unavailable', 'no_router', 'no router answered', {
+    const none = this.routers.size === 0;
+    throw new ArmatureError('unavailable', 'no_router', none ? 'no router is available' : 'no router answered', {
       detail: lastErr?.detail,
       cause: lastErr,
     });
@@ -134,6 +171,10 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
   /** Streams a request from a worker; aborting `signal` cancels the call. */
   generate(address: string, req: GenerateRequest, signal: AbortSignal): WorkerStream {
     const call = this.worker(address).generate(req);
+    const accepted = new Promise<void>((resolve) => {
+      call.once('metadata', () => resolve());
+      call.once('status', () => resolve());
+    });
     const onAbort = (): void => call.cancel();
     // A client gone between Route and here: an already-aborted signal fires no event.
     if (signal.aborted) call.cancel();
@@ -145,7 +186,7 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
         signal.removeEventListener('abort', onAbort);
       }
     }
-    return Object.assign(messages(), { cancel: (): void => call.cancel() });
+    return Object.assign(messages(), { cancel: (): void => call.cancel(), accepted });
   }
 
   /** Runs a prompt on a prefill worker: its first token and where its KV blocks wait. */
@@ -189,6 +230,26 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
     for (const r of this.routers.values()) r.client.close();
     for (const c of this.workerClients.values()) c.close();
   }
+}
+
+/** Resolves after `ms`, or rejects with cancelled when the signal aborts first. */
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', aborted);
+    };
+    const aborted = (): void => {
+      done();
+      reject(new ArmatureError('cancelled', 'cancelled', 'request cancelled'));
+    };
+    const timer = setTimeout(() => {
+      done();
+      resolve();
+    }, ms);
+    if (signal.aborted) aborted();
+    else signal.addEventListener('abort', aborted, { once: true });
+  });
 }
 
 function unaryCall<Res>(

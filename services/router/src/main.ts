@@ -66,6 +66,7 @@ async function main(): Promise<void> {
     metrics,
     feed,
     queue: settings.queue,
+    inhibitMs: settings.inhibitMs,
     disagg: { ...disagg.options, prefill: prefillRouter },
   });
   const replicas = new ReplicaSync({

@@ -30,6 +30,7 @@ const request = (requestId: string, model = 'm', tokens = 8): RouteRequest => ({
   model,
   tokenIds: Array.from({ length: tokens }, (_, i) => i + requestId.length),
   excludedWorkerIds: [],
+  failedWorkerIds: [],
 });
 
 describe('Router queue', () => {

@@ -46,6 +46,8 @@ export interface RouterOptions {
    * decode router's index) and the thresholds of conditional disaggregation.
    */
   disagg?: DisaggOptions & { prefill?: KvRouter };
+  /** How long a worker that failed a request is left out, ms (router-core's default 5000). */
+  inhibitMs?: number;
 }
 
 /** The router's metrics, as a RouterCore observer. */
@@ -64,6 +66,11 @@ export function routerMetrics(metrics: MetricsRegistry): RouterObserver {
     prefillQueue: (worker, tokens) => metrics.get('armature_router_prefill_queue_tokens').set({ worker }, tokens),
     activeRequests: (worker, requests) => metrics.get('armature_router_active_requests').set({ worker }, requests),
     prefillFallback: () => metrics.get('armature_router_prefill_fallbacks_total').inc(),
+    inhibited: (worker, reason, count) => {
+      if (reason) metrics.get('armature_router_inhibitions_total').inc({ reason });
+      metrics.get('armature_router_inhibited_workers').set(count);
+      if (reason) log.warn('worker inhibited', { worker, reason });
+    },
     workerRemoved: (worker) => {
       metrics.get('armature_router_prefill_queue_tokens').remove({ worker });
       metrics.get('armature_router_active_requests').remove({ worker });
@@ -132,6 +139,7 @@ export class Router {
       prefill: options.disagg?.prefill,
       disagg: options.disagg,
       queue: options.queue,
+      inhibitMs: options.inhibitMs,
       observer: routerMetrics(options.metrics),
     });
     // The precise index belongs to the KV feed; the rest of a departed worker's state goes here.
@@ -176,6 +184,7 @@ export class Router {
           model: req.model,
           tokenIds: req.tokenIds,
           excludedWorkerIds: req.excludedWorkerIds,
+          failedWorkerIds: req.failedWorkerIds,
           pinnedWorkerId: req.pinnedWorkerId || undefined,
         },
         {

@@ -25,6 +25,7 @@ export interface RouterEnvSettings {
   approximate: ApproxIndexerOptions;
   disagg: DisaggSettings;
   readyTimeoutMs: number;
+  inhibitMs: number;
 }
 
 /** Checks router settings as the router will use them; throws router-core's error; returns the compiled disaggregation settings. */

@@ -9,6 +9,11 @@ describe('service settings from the environment', () => {
       maxBodyBytes: 4 * 1024 * 1024,
       requestTimeoutMs: 600_000,
       prefillTimeoutMs: 60_000,
+      routerWaitMs: 10_000,
+      migrationLimit: 3,
+      migrationMaxSeqLen: 0,
+      stallTimeoutMs: 10_000,
+      acceptTimeoutMs: 3_000,
     });
     expect(workerSettingsFromEnv({})).toEqual({
       servedModel: 'armature/mock-model',

@@ -24,6 +24,16 @@ export interface FrontendSettings {
   requestTimeoutMs: number;
   /** Deadline of a prefill worker's answer before the decode worker prefills itself, ms (default 60 000). */
   prefillTimeoutMs: number;
+  /** How long a request waits for a router when none answers, ms (default 10 000). */
+  routerWaitMs: number;
+  /** Times one request may move to another worker mid-stream (default 3; 0: off). */
+  migrationLimit: number;
+  /** Longest prompt + output that migrates, tokens (default 0: any). */
+  migrationMaxSeqLen: number;
+  /** Longest silence between a decode worker's messages before it counts as stalled, ms (default 10 000; 0: none). */
+  stallTimeoutMs: number;
+  /** Longest wait for a worker to take a call, ms (default 3000; 0: none). */
+  acceptTimeoutMs: number;
 }
 
 export const FRONTEND_SETTINGS: SettingsTable<FrontendSettings> = {
@@ -41,6 +51,21 @@ export const FRONTEND_SETTINGS: SettingsTable<FrontendSettings> = {
   ),
   prefillTimeoutMs: unlessDefault(
     integerSetting('ARMATURE_PREFILL_TIMEOUT_MS', 60_000, { min: 1 }, "Deadline for a prefill worker's answer."),
+  ),
+  routerWaitMs: unlessDefault(
+    integerSetting('ARMATURE_ROUTER_WAIT_MS', 10_000, { min: 0 }, 'How long a request waits for a router.'),
+  ),
+  migrationLimit: unlessDefault(
+    integerSetting('ARMATURE_MIGRATION_LIMIT', 3, { min: 0, max: 100 }, 'Mid-stream migrations per request.'),
+  ),
+  migrationMaxSeqLen: unlessDefault(
+    integerSetting('ARMATURE_MIGRATION_MAX_SEQ_LEN', 0, { min: 0 }, 'Longest sequence that migrates.'),
+  ),
+  stallTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_STALL_TIMEOUT_MS', 10_000, { min: 0 }, "Longest silence in a worker's stream."),
+  ),
+  acceptTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_ACCEPT_TIMEOUT_MS', 3_000, { min: 0 }, 'Longest wait for a worker to take a call.'),
   ),
 };
 
@@ -60,6 +85,8 @@ export interface RouterSettings {
   disagg: Record<string, unknown>;
   /** How long a new worker's KV state may load before it is scored anyway, ms (default 3000). */
   readyTimeoutMs: number;
+  /** How long a worker that failed a request is left out of routing, ms (default 5000; 0: never). */
+  inhibitMs: number;
 }
 
 export const ROUTER_SETTINGS: SettingsTable<RouterSettings> = {
@@ -83,6 +110,14 @@ export const ROUTER_SETTINGS: SettingsTable<RouterSettings> = {
       3_000,
       { min: 0 },
       "How long a new worker's KV state may load before the router scores it anyway.",
+    ),
+  ),
+  inhibitMs: unlessDefault(
+    integerSetting(
+      'ARMATURE_ROUTER_INHIBIT_MS',
+      5_000,
+      { min: 0 },
+      'How long a worker that failed a request is left out of routing.',
     ),
   ),
 };

@@ -1,9 +1,8 @@
-// Deterministic stand-in for sampling: a seeded PRNG per request picks "ordinary" token ids
-// and, with a fixed chance per token, EOS. The same seed gives the same tokens however the
-// request is batched, chunked or preempted, which is what makes mocker runs reproducible.
+// Deterministic stand-in for sampling: a hash of (seed, position) per token picks
+// "ordinary" token ids and, with a fixed chance per token, EOS. The same seed gives the same
+// tokens however the request is batched, chunked, preempted, disaggregated or migrated,
+// which is what makes mocker runs reproducible.
 import { computeBlockHashes } from '@armature/kv';
-
-const MASK64 = (1n << 64n) - 1n;
 
 export interface TokenSamplerOptions {
   /** [first, end) of ordinary ids. */
@@ -21,55 +20,50 @@ export function requestSeed(promptTokens: readonly number[], seed: number | unde
   return computeBlockHashes(promptTokens, promptTokens.length)[0] ?? 0n;
 }
 
-function splitMix64(state: bigint): [bigint, bigint] {
-  const next = (state + 0x9e3779b97f4a7c15n) & MASK64;
-  let z = next;
-  z = ((z ^ (z >> 30n)) * 0xbf58476d1ce4e5b9n) & MASK64;
-  z = ((z ^ (z >> 27n)) * 0x94d049bb133111ebn) & MASK64;
-  return [next, z ^ (z >> 31n)];
+/** MurmurHash3's 32-bit finalizer: every input bit reaches every output bit. */
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  return (h ^ (h >>> 16)) >>> 0;
 }
 
-/** xoshiro128** seeded through SplitMix64: small, fast, good enough for a simulator. */
+/**
+ * Draws keyed by (seed, absolute position in the sequence) rather than by a running PRNG
+ * state: the token at position p is the same whether the request ran from its prompt, was
+ * continued after a prefill worker's first token, or was migrated mid-stream with the
+ * prompt plus what was generated so far (same seed, same positions). Unseeded requests are
+ * seeded by their prompt, so their continuation draws from another seed.
+ */
 export class TokenSampler {
-  private s0: number;
-  private s1: number;
-  private s2: number;
-  private s3: number;
+  private readonly lo: number;
+  private readonly hi: number;
 
   constructor(
     seed: bigint,
     private readonly options: TokenSamplerOptions,
+    /** Absolute position of the first token `next()` draws (the prompt's length). */
+    private position = 0,
   ) {
-    const [state, a] = splitMix64(BigInt.asUintN(64, seed));
-    const [, b] = splitMix64(state);
-    this.s0 = Number(a & 0xffffffffn) | 0;
-    this.s1 = Number(a >> 32n) | 0;
-    this.s2 = Number(b & 0xffffffffn) | 0;
-    this.s3 = Number(b >> 32n) | 0;
-    if ((this.s0 | this.s1 | this.s2 | this.s3) === 0) this.s0 = 1; // the all-zero state is a fixed point
+    const s = BigInt.asUintN(64, seed);
+    this.lo = Number(s & 0xffffffffn) | 0;
+    this.hi = Number(s >> 32n) | 0;
   }
 
-  /** A uniform float in [0, 1). */
-  uniform(): number {
-    const result = Math.imul(rotl(Math.imul(this.s1, 5), 7), 9) >>> 0;
-    const t = this.s1 << 9;
-    this.s2 ^= this.s0;
-    this.s3 ^= this.s1;
-    this.s1 ^= this.s2;
-    this.s0 ^= this.s3;
-    this.s2 ^= t;
-    this.s3 = rotl(this.s3, 11);
-    return result / 4294967296;
+  /** A uniform float in [0, 1) for draw `k` at `position`. */
+  private uniform(position: number, k: number): number {
+    let h = fmix32(this.lo ^ Math.imul(k + 1, 0x9e3779b9));
+    h = fmix32(h ^ this.hi);
+    h = fmix32(h ^ position);
+    return h / 4294967296;
   }
 
   /** The next generated token id. */
   next(): number {
     const { vocabRange, eosTokenId, eosProbability, ignoreEos } = this.options;
-    if (!ignoreEos && eosProbability > 0 && this.uniform() < eosProbability) return eosTokenId;
-    return vocabRange[0] + Math.floor(this.uniform() * (vocabRange[1] - vocabRange[0]));
+    const p = this.position++;
+    if (!ignoreEos && eosProbability > 0 && this.uniform(p, 0) < eosProbability) return eosTokenId;
+    return vocabRange[0] + Math.floor(this.uniform(p, 1) * (vocabRange[1] - vocabRange[0]));
   }
-}
-
-function rotl(x: number, k: number): number {
-  return (x << k) | (x >>> (32 - k));
 }

@@ -41,12 +41,16 @@ export function newSequence(config: MockerConfig, request: EngineRequest, prefil
   const prompt = tokenIds.slice();
   const tokens = firstToken === undefined ? prompt.slice() : [...prompt, firstToken];
   // Seeded by the prompt alone, as an aggregated run of the request would be.
-  const sampler = new TokenSampler(requestSeed(prompt, sampling.seed), {
-    vocabRange: config.vocabRange,
-    eosTokenId: config.eosTokenIds[0]!,
-    eosProbability: config.eosProbability,
-    ignoreEos: stop.ignoreEos,
-  });
+  const sampler = new TokenSampler(
+    requestSeed(prompt, sampling.seed),
+    {
+      vocabRange: config.vocabRange,
+      eosTokenId: config.eosTokenIds[0]!,
+      eosProbability: config.eosProbability,
+      ignoreEos: stop.ignoreEos,
+    },
+    prompt.length,
+  );
   if (firstToken !== undefined) sampler.next();
   return {
     request,

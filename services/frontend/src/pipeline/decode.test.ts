@@ -4,7 +4,7 @@ import { validateRequest } from '@armature/openai';
 import { FinishReason } from '@armature/proto';
 import { ArmatureError, asArmatureError, RequestContext } from '@armature/runtime';
 import { FakeModelCatalog, FakeRouter, FakeWorker, FakeWorkerPool, TEST_MODEL, testModelCard } from '@armature/testing';
-import { decodeStream, MAX_REROUTES, onDecodeFailure } from './decode.js';
+import { decodeStream, MAX_REROUTES, onDecodeFailure, type DecodeFailure } from './decode.js';
 import { OutputText } from './output-text.js';
 import { prepare } from './prepare.js';
 import { route } from './route.js';
@@ -60,37 +60,71 @@ describe('decodeStream', () => {
 
 describe('onDecodeFailure', () => {
   const down = new ArmatureError('unavailable', 'grpc_unavailable', 'No connection established');
-  const fresh = { sentAnything: false, pinned: false, attempt: 0, cancelled: false };
+  const fresh: DecodeFailure = {
+    sentAnything: false,
+    pinned: false,
+    reroutes: 0,
+    migrations: 0,
+    migrationLimit: 3,
+    sequenceTokens: 100,
+    maxSequenceTokens: 0,
+    cancelled: false,
+  };
+  const midStream = { ...fresh, sentAnything: true };
 
   it('re-routes an unavailable worker that sent nothing, up to MAX_REROUTES times', () => {
     expect(onDecodeFailure(down, 'decode-0', fresh)).toBe('reroute');
-    expect(onDecodeFailure(down, 'decode-0', { ...fresh, attempt: MAX_REROUTES - 1 })).toBe('reroute');
-    expect(onDecodeFailure(down, 'decode-0', { ...fresh, attempt: MAX_REROUTES })).toMatchObject({
+    expect(onDecodeFailure(down, 'decode-0', { ...fresh, reroutes: MAX_REROUTES - 1 })).toBe('reroute');
+    const exhausted: string[] = [];
+    expect(
+      onDecodeFailure(down, 'decode-0', { ...fresh, reroutes: MAX_REROUTES }, (kind) => exhausted.push(kind)),
+    ).toMatchObject({
       cls: 'unavailable',
       reason: 'worker_unavailable',
       message: 'the worker serving this request (decode-0) is unavailable',
     });
+    expect(exhausted).toEqual(['reroute']);
   });
 
-  it('fails the request once tokens were sent, when pinned, or when cancelled', () => {
+  it('migrates a stream that broke after tokens were sent, within the limit and the sequence length', () => {
+    expect(onDecodeFailure(down, 'decode-0', midStream)).toBe('migrate');
+    const stalled = new ArmatureError('unavailable', 'worker_stalled', 'silent');
+    expect(onDecodeFailure(stalled, 'decode-0', { ...midStream, migrations: 2 })).toBe('migrate');
+    const exhausted: string[] = [];
+    const onExhausted = (kind: string): void => void exhausted.push(kind);
+    expect(onDecodeFailure(down, 'decode-0', { ...midStream, migrations: 3 }, onExhausted)).toMatchObject({
+      reason: 'worker_unavailable',
+    });
+    expect(onDecodeFailure(down, 'decode-0', { ...midStream, maxSequenceTokens: 99 }, onExhausted)).toMatchObject({
+      reason: 'worker_unavailable',
+    });
+    expect(onDecodeFailure(down, 'decode-0', { ...midStream, migrationLimit: 0 }, onExhausted)).toMatchObject({
+      reason: 'worker_unavailable',
+    });
+    expect(exhausted).toEqual(['migrate', 'migrate', 'migrate']);
+  });
+
+  it('fails the request when pinned or cancelled', () => {
     for (const state of [
-      { ...fresh, sentAnything: true },
       { ...fresh, pinned: true },
+      { ...midStream, pinned: true },
       { ...fresh, cancelled: true },
     ]) {
       expect(onDecodeFailure(down, 'decode-0', state)).toMatchObject({ reason: 'worker_unavailable' });
     }
   });
 
-  it('names a gRPC internal failure an unavailable worker, and passes other errors on', () => {
+  it('retries a gRPC internal failure (a reset stream), and passes the worker’s own errors on', () => {
     const internal = new ArmatureError('internal', 'grpc_internal', 'stream reset');
-    expect(onDecodeFailure(internal, 'decode-1', fresh)).toMatchObject({
+    expect(onDecodeFailure(internal, 'decode-1', fresh)).toBe('reroute');
+    expect(onDecodeFailure(internal, 'decode-1', midStream)).toBe('migrate');
+    expect(onDecodeFailure(internal, 'decode-1', { ...midStream, pinned: true })).toMatchObject({
       cls: 'unavailable',
       reason: 'worker_unavailable',
     });
     const engine = new ArmatureError('internal', 'worker_error', 'the worker failed while generating');
-    expect(onDecodeFailure(engine, 'decode-1', fresh)).toBe(engine);
+    expect(onDecodeFailure(engine, 'decode-1', midStream)).toBe(engine);
     const invalid = new ArmatureError('invalid_argument', 'invalid_request', 'bad');
-    expect(onDecodeFailure(invalid, 'decode-1', { ...fresh, sentAnything: true })).toBe(invalid);
+    expect(onDecodeFailure(invalid, 'decode-1', midStream)).toBe(invalid);
   });
 });

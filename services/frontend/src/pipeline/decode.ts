@@ -1,22 +1,65 @@
 // Stage 4, decode stream: streams the output from the attempt's decode worker (continuing a
 // remote prefill when there is one), ends the prefill's share at the router on the
-// worker's first answer, stops the worker when a stop string matched, and decides what a
-// worker's failure means: re-route (nothing was sent yet) or fail the request.
-//
-// Migration (next issue) belongs here: a stream that breaks after tokens were sent would be
-// resumed on another worker by re-sending the prompt plus the tokens generated so far,
-// instead of failing in `onDecodeFailure`. This stage does not route; run.ts does.
-import { FinishReason } from '@armature/proto';
+// worker's first answer, stops the worker when a stop string matched or it stalls, and
+// decides what a worker's failure means: re-route (nothing was sent yet), migrate (the
+// stream broke mid-generation: run.ts resends the prompt plus what was generated to
+// another worker) or fail the request. This stage does not route; run.ts does.
+import { FinishReason, type GenerateResponse } from '@armature/proto';
 import { ArmatureError, asArmatureError, type RequestContext } from '@armature/runtime';
 import { toGenerateRequest } from './generate-request.js';
 import type { OutputText } from './output-text.js';
-import type { WorkerPort } from './ports.js';
+import type { WorkerPort, WorkerStream } from './ports.js';
 import { remotePrefillOf, type Prefilled } from './prefill.js';
 import type { RouteAttempt } from './route.js';
-import type { FinishKind, PipelineEvent, PreparedRequest } from './types.js';
+import type { FinishKind, PipelineEvent, PreparedRequest, RetryKind } from './types.js';
 
 /** How often a request is re-routed when its worker fails before sending anything. */
 export const MAX_REROUTES = 2;
+
+/** Default of PipelineOptions.migrationLimit. */
+export const DEFAULT_MIGRATION_LIMIT = 3;
+
+/** Default of PipelineOptions.stallTimeoutMs. */
+export const DEFAULT_STALL_TIMEOUT_MS = 10_000;
+
+/** Default of PipelineOptions.acceptTimeoutMs. */
+export const DEFAULT_ACCEPT_TIMEOUT_MS = 3_000;
+
+/** Rejects with worker_unresponsive unless `accepted` settles within `ms` (0: wait). */
+async function acceptedWithin(stream: WorkerStream, ms: number): Promise<void> {
+  if (ms <= 0) return;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new ArmatureError('unavailable', 'worker_unresponsive', `the worker did not take the call in ${ms} ms`));
+      stream.cancel(); // after the rejection: cancelling settles `accepted` too
+    }, ms);
+  });
+  try {
+    await Promise.race([stream.accepted, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The stream's next message, or a worker_stalled failure when none comes within `ms` (0: wait). */
+async function nextWithin<T>(it: AsyncIterator<T>, ms: number, onStall: () => void): Promise<IteratorResult<T>> {
+  const next = it.next();
+  if (ms <= 0) return next;
+  next.catch(() => {}); // a stalled call rejects once cancelled; the stall is the failure reported
+  let timer: NodeJS.Timeout | undefined;
+  const stalled = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      onStall();
+      reject(new ArmatureError('unavailable', 'worker_stalled', `the worker sent nothing for ${ms} ms`));
+    }, ms);
+  });
+  try {
+    return await Promise.race([next, stalled]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
 
 /**
  * Streams the request's output from the decode worker: a start event on its first answer,
@@ -30,6 +73,7 @@ export async function* decodeStream(
   attempt: RouteAttempt,
   out: OutputText,
   prefilled: Prefilled | undefined,
+  timeouts: { stallTimeoutMs?: number; acceptTimeoutMs?: number } = {},
 ): AsyncGenerator<PipelineEvent> {
   const target = attempt.decode;
   const req = toGenerateRequest(p, attempt.routeId, prefilled ? remotePrefillOf(prefilled) : undefined);
@@ -37,7 +81,39 @@ export async function* decodeStream(
   let finish: FinishKind | undefined;
   try {
     const stream = workers.generate(target.grpcAddress, req, ctx.signal);
-    for await (const msg of stream) {
+    const messages = stream[Symbol.asyncIterator]();
+    try {
+      // The first read starts the call; a worker that does not take it is stopped or stuck.
+      const first = messages.next();
+      first.catch(() => {});
+      await acceptedWithin(stream, timeouts.acceptTimeoutMs ?? 0);
+      yield* relay(stream, messages, first);
+    } finally {
+      // As a for-await would on break or throw: closes the call if it is still open.
+      messages.return?.(undefined)?.catch(() => {});
+    }
+    if (finish === undefined)
+      throw new ArmatureError('unavailable', 'stream_ended', 'the worker ended the stream without finishing');
+    yield* out.finish(finish);
+  } catch (err) {
+    ctx.throwIfCancelled();
+    throw asArmatureError(err);
+  }
+
+  async function* relay(
+    stream: WorkerStream,
+    messages: AsyncIterator<GenerateResponse>,
+    first: Promise<IteratorResult<GenerateResponse>>,
+  ): AsyncGenerator<PipelineEvent> {
+    for (let pending: typeof first | undefined = first; ; pending = undefined) {
+      // Before its first answer an accepted worker may be queueing or prefilling a long
+      // prompt: only a dead connection (gRPC keepalive) ends that wait. Between tokens,
+      // silence is a stall.
+      const next = pending
+        ? await pending
+        : await nextWithin(messages, started ? (timeouts.stallTimeoutMs ?? 0) : 0, () => stream.cancel());
+      if (next.done) break;
+      const msg = next.value;
       if (!started) {
         started = true;
         // The prompt is computed now, unless a remote prefill said so already for this attempt.
@@ -54,7 +130,7 @@ export async function* decodeStream(
         if (out.stopped) {
           finish = 'stop';
           stream.cancel();
-          break;
+          return;
         }
       }
       if (msg.finishReason === FinishReason.FINISH_REASON_STOP) finish = 'stop';
@@ -65,12 +141,6 @@ export async function* decodeStream(
         throw new ArmatureError('internal', 'worker_error', 'the worker failed while generating');
       }
     }
-    if (finish === undefined)
-      throw new ArmatureError('unavailable', 'stream_ended', 'the worker ended the stream without finishing');
-    yield* out.finish(finish);
-  } catch (err) {
-    ctx.throwIfCancelled();
-    throw asArmatureError(err);
   }
 }
 
@@ -80,35 +150,54 @@ export interface DecodeFailure {
   sentAnything: boolean;
   /** The client pinned the worker: no other may serve it. */
   pinned: boolean;
-  /** Routing attempt that failed: 0 first. */
-  attempt: number;
+  /** Re-routes so far (failures before the worker answered). */
+  reroutes: number;
+  /** Migrations so far (failures after it answered). */
+  migrations: number;
+  /** PipelineOptions.migrationLimit. */
+  migrationLimit: number;
+  /** Prompt plus generated tokens, and the longest sequence that migrates (0: any). */
+  sequenceTokens: number;
+  maxSequenceTokens: number;
   cancelled: boolean;
 }
 
+/** Whether a worker's failure says nothing about the request itself: another worker may serve it. */
+export function isRetryable(e: ArmatureError): boolean {
+  // grpc_internal is a transport failure (a reset stream); the worker's own `internal` answers are not retried.
+  return e.cls === 'unavailable' || e.reason === 'grpc_internal';
+}
+
 /**
- * What a decode worker's failure means: 'reroute' when it was unavailable before sending
- * anything (nothing is lost; at most MAX_REROUTES times), else the error for the client.
+ * What a decode worker's failure means: 'reroute' when it failed before sending anything
+ * (nothing is lost; at most MAX_REROUTES times), 'migrate' when it failed mid-stream and
+ * the request may move (within the migration limit and sequence length), else the error
+ * for the client. `onExhausted` hears of a retryable failure with no attempt left.
  */
-export function onDecodeFailure(err: unknown, worker: string, state: DecodeFailure): 'reroute' | ArmatureError {
+export function onDecodeFailure(
+  err: unknown,
+  worker: string,
+  state: DecodeFailure,
+  onExhausted?: (kind: RetryKind, reason: string) => void,
+): RetryKind | ArmatureError {
   const e = asArmatureError(err);
-  if (
-    e.cls === 'unavailable' &&
-    !state.sentAnything &&
-    !state.pinned &&
-    state.attempt < MAX_REROUTES &&
-    !state.cancelled
-  )
-    return 'reroute';
-  // A failure after tokens went out ends the request here; migration will resume it instead.
-  if (e.cls === 'unavailable' || e.reason === 'grpc_internal') {
+  const retryable = isRetryable(e) && !state.pinned && !state.cancelled;
+  if (retryable) {
+    const kind: RetryKind = state.sentAnything ? 'migrate' : 'reroute';
+    const left =
+      kind === 'reroute'
+        ? state.reroutes < MAX_REROUTES
+        : state.migrations < state.migrationLimit &&
+          (state.maxSequenceTokens === 0 || state.sequenceTokens <= state.maxSequenceTokens);
+    if (left) return kind;
+    onExhausted?.(kind, e.reason);
+  }
+  if (isRetryable(e)) {
     return new ArmatureError(
       'unavailable',
       'worker_unavailable',
       `the worker serving this request (${worker}) is unavailable`,
-      {
-        detail: e.detail,
-        cause: e,
-      },
+      { detail: e.detail ?? e.message, cause: e },
     );
   }
   return e;

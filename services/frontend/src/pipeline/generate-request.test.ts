@@ -16,7 +16,7 @@ describe('toGenerateRequest', () => {
       temperature: 0,
       top_p: 0.5,
       top_k: 8,
-      seed: -3,
+      seed: 3,
       ignore_eos: true,
     };
     const p = await prepare(models, new RequestContext(), validateRequest('completion', body));
@@ -24,7 +24,7 @@ describe('toGenerateRequest', () => {
       requestId: 'req#1',
       model: TEST_MODEL,
       tokenIds: [4, 5],
-      sampling: { temperature: 0, topP: 0.5, topK: 8, seed: -3 },
+      sampling: { temperature: 0, topP: 0.5, topK: 8, seed: 3 },
       stop: { maxTokens: 4096 - 2, ignoreEos: true, stopTokenIds: [] },
     });
   });

@@ -1,7 +1,7 @@
 // Stage 5, output text: turns token ids into text across workers (incremental
 // detokenizing, so a character split over tokens comes out whole) and applies the stop
-// strings. One OutputText lives for the whole request, so a re-routed request continues
-// the same text. It does not talk to workers or decide when to stop them: the decode
+// strings. One OutputText lives for the whole request, so a re-routed or migrated request
+// continues the same text, and it keeps the generated ids a migration resends. It does not talk to workers or decide when to stop them: the decode
 // stage does, when `stopped` turns true.
 import { IncrementalDetokenizer, StopStringMatcher } from '@armature/tokenizer';
 import type { FinishKind, PipelineEvent, PreparedRequest } from './types.js';
@@ -9,7 +9,8 @@ import type { FinishKind, PipelineEvent, PreparedRequest } from './types.js';
 export class OutputText {
   private readonly detok: IncrementalDetokenizer;
   private readonly stops: StopStringMatcher;
-  completionTokens = 0;
+  /** Every token generated so far, in order: what a migrated request resends after its prompt. */
+  readonly generated: number[] = [];
   /** A stop string matched: nothing more is emitted. */
   stopped = false;
 
@@ -18,9 +19,13 @@ export class OutputText {
     this.stops = new StopStringMatcher(p.request.stop);
   }
 
+  get completionTokens(): number {
+    return this.generated.length;
+  }
+
   /** Adds generated tokens; the text event says what may be shown now. */
   push(tokenIds: number[]): PipelineEvent {
-    this.completionTokens += tokenIds.length;
+    for (const id of tokenIds) this.generated.push(id);
     const { emit, stopped } = this.stops.push(this.detok.push(tokenIds));
     if (stopped) this.stopped = true;
     return { type: 'text', text: emit, tokens: tokenIds.length }; // empty text still counts tokens for ITL

@@ -21,6 +21,12 @@ export interface RouterPort {
 export interface WorkerStream extends AsyncIterable<GenerateResponse> {
   /** Stops the worker's generation (a stop string matched). */
   cancel(): void;
+  /**
+   * Resolves when the worker took the call (its response headers, sent before it queues
+   * or prefills): a worker that does not is stopped or stuck, however busy it may be.
+   * Never rejects; the stream reports failures.
+   */
+  readonly accepted: Promise<void>;
 }
 
 /** The workers, addressed by gRPC address, as the pipeline uses them. */

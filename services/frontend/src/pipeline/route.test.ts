@@ -36,6 +36,7 @@ describe('route', () => {
       tokenIds: [1, 2, 3],
       pinnedWorkerId: undefined,
       excludedWorkerIds: ['decode-0'],
+      failedWorkerIds: [],
     });
   });
 

@@ -58,6 +58,8 @@ export interface RouteOptions {
   pinnedWorkerId?: string;
   /** Workers that already failed this request. */
   excludedWorkerIds: readonly string[];
+  /** The worker(s) that just failed it, which the router inhibits for everyone for a while. */
+  failedWorkerIds?: readonly string[];
 }
 
 /** Asks the router for a worker (and maybe a prefill worker) for one attempt of the request. */
@@ -75,6 +77,7 @@ export async function route(
       tokenIds: p.promptIds,
       pinnedWorkerId: options.pinnedWorkerId,
       excludedWorkerIds: [...options.excludedWorkerIds],
+      failedWorkerIds: [...(options.failedWorkerIds ?? [])],
     },
     ctx.signal,
   );

@@ -62,19 +62,6 @@ describe('run: worker failures', () => {
     expect(all[3].generateCalls).toHaveLength(0);
   });
 
-  it('fails the request when the worker breaks after sending tokens (no migration yet)', async () => {
-    const breaking = new FakeWorker('decode-0', { tokens: WORD_TOKENS, failAfter: 2 });
-    const spare = new FakeWorker('decode-1');
-    const { router, workers } = fakeFleet([breaking, spare]);
-    const { ctx, p } = await request();
-    const { items: events, error } = await collect(run({ router, workers }, OPTIONS, ctx, p));
-    expect(events.map((e) => e.type)).toEqual(['start', 'text', 'text']);
-    expect(error).toMatchObject({ cls: 'unavailable', reason: 'worker_unavailable' });
-    expect(spare.generateCalls).toHaveLength(0);
-    expect(router.idsOf('route')).toEqual([p.requestId]);
-    expect(router.idsOf('free')).toEqual([p.requestId]);
-  });
-
   it('does not re-route a request pinned to the worker that failed', async () => {
     const broken = new FakeWorker('decode-0', { failAfter: 0 });
     const { router, workers } = fakeFleet([broken, new FakeWorker('decode-1')]);
