@@ -6,10 +6,18 @@
 // with a report (docs/benchmarks/faults.md).
 import { afterEach, describe, expect, it } from 'vitest';
 import { MODEL, startCluster, type Cluster, type ClusterOptions } from '../integration/cluster.js';
-import { counterTotal, runLoad, sendOne, type Fault, type LoadOptions, type RequestRecord } from './load.js';
+import {
+  counterTotal,
+  runFaultLoad,
+  sendSeeded,
+  type Fault,
+  type FaultLoadOptions,
+  type FaultRecord,
+} from '@armature/bench';
 import OpenAI from 'openai';
+import { waitFor } from '@armature/testing';
 
-const LOAD = { requests: 32, clients: 8, maxTokens: 120 } satisfies Omit<LoadOptions, 'url' | 'model'>;
+const LOAD = { requests: 32, clients: 8, maxTokens: 120 } satisfies Omit<FaultLoadOptions, 'url' | 'model'>;
 // ~7 ms per token at 8 concurrent: a request streams for about a second, so a fault lands mid-stream.
 const ENGINE = { speedup: 1, contextLength: 4096 };
 
@@ -22,11 +30,11 @@ afterEach(async () => {
 async function chaos(
   options: ClusterOptions,
   faults: (c: Cluster) => Fault[],
-): Promise<{ records: RequestRecord[]; metrics: string }> {
+): Promise<{ records: FaultRecord[]; metrics: string }> {
   cluster = await startCluster({ workers: 3, policy: 'round-robin', engineArgs: ENGINE, ...options });
   const c = cluster;
   const load = { ...LOAD, url: c.url, model: MODEL };
-  const { records } = await runLoad(load, faults(c));
+  const { records } = await runFaultLoad(load, faults(c));
   const metrics = await (await fetch(`${c.url}/metrics`)).text();
   const failed = records.filter((r) => r.error).map((r) => `#${r.index}: ${r.error}`);
   expect(failed).toEqual([]);
@@ -38,7 +46,7 @@ async function chaos(
   const client = new OpenAI({ baseURL: `${c.url}/v1`, apiKey: 'unused', maxRetries: 0 });
   for (let i = 0; i < records.length; i += LOAD.clients) {
     const batch = records.slice(i, i + LOAD.clients);
-    const again = await Promise.all(batch.map((r) => sendOne(client, { ...load, stream: false }, r.index)));
+    const again = await Promise.all(batch.map((r) => sendSeeded(client, { ...load, stream: false }, r.index)));
     batch.forEach((r, k) => {
       expect(again[k]!.error).toBeUndefined();
       expect(r.text, `request #${r.index} differs from its undisturbed run`).toBe(again[k]!.text);
@@ -47,12 +55,31 @@ async function chaos(
   return { records, metrics };
 }
 
+/** Requests running on a worker now, from its own metrics. */
+async function runningOn(c: Cluster, worker: string): Promise<number> {
+  const record = (await c.discovery.list({ role: 'decode' })).find((r) => r.instanceId === worker);
+  if (!record?.metricsAddress) return 0;
+  const text = await (await fetch(`http://${record.metricsAddress}/metrics`)).text();
+  return counterTotal(text, 'armature_worker_running_requests');
+}
+
+/** Resolves once streams run on the worker, so that a fault on it lands mid-stream. */
+const untilBusy = (c: Cluster, worker: string): Promise<void> =>
+  waitFor(async () => (await runningOn(c, worker)) > 0, 10_000, 20, `streams on ${worker}`);
+
 const migrated = (metrics: string): number => counterTotal(metrics, 'armature_frontend_retries_total');
 
 describe('chaos: no request fails when', () => {
   it('a decode worker is SIGKILLed mid-stream', async () => {
     const { metrics } = await chaos({}, (c) => [
-      { at: 700, name: 'kill decode-1', run: () => c.workers.get('decode-1')!.kill('SIGKILL') },
+      {
+        at: 100,
+        name: 'kill decode-1',
+        run: async () => {
+          await untilBusy(c, 'decode-1');
+          c.workers.get('decode-1')!.kill('SIGKILL');
+        },
+      },
     ]);
     expect(counterTotal(metrics, 'armature_frontend_retries_total', 'kind="migrate"')).toBeGreaterThan(0);
   }, 90_000);
@@ -60,9 +87,10 @@ describe('chaos: no request fails when', () => {
   it('a decode worker is SIGSTOPped for 6 s, then continued', async () => {
     const { metrics } = await chaos({}, (c) => [
       {
-        at: 700,
+        at: 100,
         name: 'stop decode-1',
         run: async () => {
+          await untilBusy(c, 'decode-1');
           const w = c.workers.get('decode-1')!;
           w.kill('SIGSTOP');
           await new Promise((r) => setTimeout(r, 6_000));
@@ -76,9 +104,10 @@ describe('chaos: no request fails when', () => {
   it('a decode worker is SIGTERMed and its drain deadline passes with streams in flight', async () => {
     const { metrics } = await chaos({ decodeEnv: { ARMATURE_DRAIN_TIMEOUT_MS: '300' } }, (c) => [
       {
-        at: 250, // early in the first round: the streams on it outlast the 300 ms drain
+        at: 100,
         name: 'term decode-1',
         run: async () => {
+          await untilBusy(c, 'decode-1'); // its streams outlast the 300 ms drain: each takes about a second
           const w = c.workers.get('decode-1')!;
           w.kill('SIGTERM');
           expect(await w.exited).toBe(0);
@@ -92,5 +121,31 @@ describe('chaos: no request fails when', () => {
     await chaos({ routers: 2 }, (c) => [
       { at: 700, name: 'kill router-0', run: () => c.routers.get('router-0')!.kill('SIGKILL') },
     ]);
+  }, 90_000);
+
+  it('the prefill worker is SIGKILLed while decode workers pull its KV', async () => {
+    let routerMetrics = '';
+    await chaos(
+      {
+        workers: 2,
+        prefillWorkers: 1,
+        routerEnv: { ARMATURE_DISAGG: JSON.stringify({ minRemotePrefillTokens: 8 }) },
+      },
+      (c) => [
+        {
+          at: 700,
+          name: 'kill prefill-0',
+          run: async () => {
+            const [router] = await c.discovery.list({ role: 'router' });
+            routerMetrics = await (await fetch(`http://${router!.metricsAddress}/metrics`)).text();
+            c.workers.get('prefill-0')!.kill('SIGKILL');
+          },
+        },
+      ],
+    );
+    // Up to the kill, requests were really disaggregated.
+    expect(
+      counterTotal(routerMetrics, 'armature_router_disagg_decisions_total', 'mode="remote-prefill"'),
+    ).toBeGreaterThan(0);
   }, 90_000);
 });

@@ -119,20 +119,18 @@ describe('router replicas', () => {
 
   const route = (routerId: string, req: Partial<RouteRequest>): Promise<RouteResponse> =>
     new Promise((resolve, reject) =>
-      clients
-        .get(routerId)!
-        .route(
-          {
-            requestId: '',
-            model: MODEL,
-            tokenIds: [],
-            excludedWorkerIds: [],
-            failedWorkerIds: [],
-            ...req,
-          } as RouteRequest,
-          new Metadata(),
-          (err, res) => (err ? reject(err) : resolve(res)),
-        ),
+      clients.get(routerId)!.route(
+        {
+          requestId: '',
+          model: MODEL,
+          tokenIds: [],
+          excludedWorkerIds: [],
+          failedWorkerIds: [],
+          ...req,
+        } as RouteRequest,
+        new Metadata(),
+        (err, res) => (err ? reject(err) : resolve(res)),
+      ),
     );
   const free = (routerId: string, requestId: string): Promise<void> =>
     new Promise((resolve, reject) =>

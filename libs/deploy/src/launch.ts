@@ -3,13 +3,18 @@
 // in (a throwaway discovery directory, a free HTTP port) and starts a Supervisor with the
 // rest of their options (logs, output capture, readiness, restart, extra environment).
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { envString } from '@armature/runtime';
+import { envInt, envString } from '@armature/runtime';
 import { LaunchError } from './errors.js';
+import { freePort } from './free-port.js';
 import { serviceOfKind, withSettings, type DeploymentGraph } from './graph.js';
+import type { LivenessOptions } from './liveness.js';
 import { Supervisor, type SupervisorOptions } from './supervisor.js';
+
+export { freePort } from './free-port.js';
+export type { CrashLoopOptions } from './crash-loop.js';
+export type { LivenessOptions } from './liveness.js';
 
 export interface LaunchOptions extends SupervisorOptions {
   /**
@@ -23,20 +28,6 @@ export interface LaunchOptions extends SupervisorOptions {
   signal?: AbortSignal;
 }
 
-/** A port that was free on `host` a moment ago. */
-export function freePort(host = '127.0.0.1'): Promise<number> {
-  return new Promise((res, rej) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', rej);
-    server.listen(0, host, () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => res(port));
-    });
-  });
-}
-
 /**
  * Node.js flags for every service from ARMATURE_BENCH_NODE_ARGS (space-separated; default
  * none), e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof` to profile a benchmark's services
@@ -44,6 +35,21 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
  */
 export function nodeArgsFromEnv(env: Record<string, string | undefined> = process.env): string[] {
   return envString('ARMATURE_BENCH_NODE_ARGS', '', env).split(' ').filter(Boolean);
+}
+
+/**
+ * `armature up`'s liveness probe from ARMATURE_LIVENESS_INTERVAL_MS (default 5000),
+ * ARMATURE_LIVENESS_TIMEOUT_MS (default 2000) and ARMATURE_LIVENESS_FAILURES (default 6;
+ * 0: false, no probe); a bad value throws bad_config.
+ */
+export function livenessFromEnv(env: Record<string, string | undefined> = process.env): LivenessOptions | false {
+  const failures = envInt('ARMATURE_LIVENESS_FAILURES', 6, { min: 0 }, env);
+  if (failures === 0) return false;
+  return {
+    intervalMs: envInt('ARMATURE_LIVENESS_INTERVAL_MS', 5_000, { min: 1 }, env),
+    timeoutMs: envInt('ARMATURE_LIVENESS_TIMEOUT_MS', 2_000, { min: 1 }, env),
+    failures,
+  };
 }
 
 /** Starts `graph` as supervised processes; resolves with the running supervisor (its scale port). */

@@ -1,17 +1,25 @@
 // Runs a deployment graph as supervised child processes on this host: prefixed logs,
 // readiness from each service's ready line, restart with backoff when one crashes (or not:
-// tests kill replicas on purpose), replica counts changed at run time through the scale
-// port, and an orderly stop (frontend first). It does not compile graphs or pick ports and
-// directories: graph.ts and launch.ts do.
+// tests kill replicas on purpose), no restart for one that fails the same way at every
+// start (crash-loop.ts), a kill and restart for one that stops answering (liveness.ts),
+// replica counts changed at run time through the scale port, and an orderly stop (frontend
+// first, each replica given its drain timeout). It does not compile graphs or pick the
+// frontend's port and directories: graph.ts and launch.ts do.
 import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { LaunchError } from './errors.js';
-import type { DeploymentGraph, ServiceSpec } from './graph.js';
 import { spawnReplica, type ReplicaProcess } from '@armature/runtime';
+import { CrashLoop, lastErrorLine, type CrashLoopOptions } from './crash-loop.js';
+import { LaunchError } from './errors.js';
+import { freePort } from './free-port.js';
+import type { DeploymentGraph, ServiceSpec } from './graph.js';
+import { compileLiveness, probeHost, watchLiveness, type CompiledLiveness, type LivenessOptions } from './liveness.js';
 import type { ScalePort } from './scale-port.js';
 import { SERVICE_PROCESS, STOP_ORDER, WORKER_KINDS, type ServiceKind } from './service-kinds.js';
+import { PROCESS_SETTINGS } from './settings/tables.js';
 
 const COLORS = [36, 33, 35, 32, 34, 31, 96, 93, 95, 92];
+/** What a replica's stop allows beyond its drain timeout: unregistering before, cleanup after. */
+export const DRAIN_MARGIN_MS = 5_000;
 
 export interface SupervisorOptions {
   /** Where prefixed log lines go (default process.stdout); null: nowhere. */
@@ -42,11 +50,38 @@ export interface SupervisorOptions {
   readyTimeoutMs?: number;
   /** Stop order: frontend-first (default, kind by kind) or together. */
   stopOrder?: 'frontend-first' | 'together';
-  /** SIGTERM to SIGKILL, for stop() and scaling down (default 10 s). */
+  /**
+   * SIGTERM to SIGKILL, for stop() and scaling down (default: each replica's drain timeout,
+   * ARMATURE_DRAIN_TIMEOUT_MS from its environment or 30 s, plus DRAIN_MARGIN_MS).
+   */
   graceMs?: number;
+  /**
+   * Stop restarting a replica that exits `exits` times in a row within `withinMs` of its
+   * start, each time with the same last error line (default 3 within 10 s); false: always
+   * restart. Its state turns `failed`, with the reason.
+   */
+  crashLoop?: CrashLoopOptions | false;
+  /**
+   * Probe each ready replica (the frontend's /live, a router's or worker's /metrics, on a
+   * metrics port the supervisor picks unless the environment sets one) and SIGKILL one that
+   * misses `failures` probes in a row, so that it restarts (default off; armature up turns
+   * it on with liveness.ts's defaults). Needs restart.
+   */
+  liveness?: LivenessOptions | false;
+  /** Run each replica in its own process group (default false; see SpawnReplicaOptions.detached). */
+  detached?: boolean;
+  /** Entry points instead of the built services, by kind (a test's stand-in; default SERVICE_PROCESS). */
+  entries?: Partial<Record<ServiceKind, string>>;
   /** Remove the discovery directory after stop() (default false). */
   removeDiscoveryDirOnStop?: boolean;
 }
+
+/**
+ * Where a replica is: pending (not started yet), starting (spawned, no ready line yet),
+ * ready, restarting (waiting out its backoff), exited (stopped, or restart is off) or failed
+ * (a crash loop: not restarted again until startReplica).
+ */
+export type ReplicaState = 'pending' | 'starting' | 'ready' | 'restarting' | 'exited' | 'failed';
 
 /** One replica of a service: a stable name and number, and its current process if running. */
 export interface Replica {
@@ -57,15 +92,27 @@ export interface Replica {
   readonly process: ReplicaProcess | undefined;
   /** Restarts since the last minute-long run. */
   readonly restarts: number;
+  readonly state: ReplicaState;
+  /** How its last run ended (restarting, exited), or why it failed; undefined while it runs. */
+  readonly reason: string | undefined;
+  /** SIGTERM to SIGKILL when it is stopped, ms. */
+  readonly graceMs: number;
 }
 
 interface Member extends Replica {
   process: ReplicaProcess | undefined;
   restarts: number;
+  state: ReplicaState;
+  reason: string | undefined;
+  graceMs: number;
   startedAt: number;
   color: number;
   /** Being scaled away: its exit is expected. */
   retiring: boolean;
+  crashLoop: CrashLoop | undefined;
+  /** The metrics port it was given for liveness probes, kept across restarts. */
+  metricsPort: number | undefined;
+  stopProbe: (() => void) | undefined;
 }
 
 export class Supervisor implements ScalePort {
@@ -75,11 +122,14 @@ export class Supervisor implements ScalePort {
   private stopping: Promise<void> | undefined;
   private scaling: Promise<unknown> = Promise.resolve();
   private colors = 0;
+  private readonly liveness: CompiledLiveness | undefined;
 
   constructor(
     readonly graph: DeploymentGraph,
     private readonly options: SupervisorOptions = {},
   ) {
+    if (options.crashLoop) new CrashLoop(options.crashLoop); // a bad setting throws here, before any replica exists
+    this.liveness = options.liveness && options.restart !== false ? compileLiveness(options.liveness) : undefined;
     for (const svc of graph.services) {
       if (svc.replicas > 0) this.checkRunnable(svc.kind);
       this.graphReplicas.set(svc.kind, svc.replicas);
@@ -145,7 +195,7 @@ export class Supervisor implements ScalePort {
   }
 
   /**
-   * Starts replica `name` of `kind` again after it exited (a test that killed it), or adds
+   * Starts replica `name` of `kind` again after it exited (a test that killed it) or failed, or adds
    * it (default name: the next number); resolves with its process once it is ready.
    */
   async startReplica(kind: ServiceKind, name?: string): Promise<ReplicaProcess> {
@@ -154,6 +204,7 @@ export class Supervisor implements ScalePort {
     this.specOf(kind);
     let m = name === undefined ? undefined : this.members.find((x) => x.name === name && !x.retiring);
     if (m?.process) throw new LaunchError(`${m.name} is already running`);
+    m?.crashLoop?.reset();
     if (!m) {
       m = this.member(kind, this.nextIndex(kind), name);
       this.members.push(m);
@@ -162,17 +213,29 @@ export class Supervisor implements ScalePort {
     return m.process!;
   }
 
-  /** Stops everything: SIGTERM, then SIGKILL after `graceMs` (default the option, else 10 s). */
-  stop(graceMs = this.options.graceMs ?? 10_000): Promise<void> {
+  /**
+   * Stops everything in the stop order: SIGTERM, then SIGKILL after `graceMs` (default each
+   * replica's own graceMs: the option, else its drain timeout plus DRAIN_MARGIN_MS).
+   */
+  stop(graceMs?: number): Promise<void> {
     this.stopping ??= this.stopAll(graceMs);
     return this.stopping;
   }
 
-  private async stopAll(graceMs: number): Promise<void> {
+  /** SIGKILLs every running replica now, without a drain (a second Ctrl-C, the launcher's own exit). */
+  killAll(): void {
+    for (const m of this.members) m.process?.kill('SIGKILL');
+  }
+
+  private async stopAll(graceMs: number | undefined): Promise<void> {
     for (const t of this.timers) clearTimeout(t);
     this.timers.clear();
+    for (const m of this.members) {
+      m.stopProbe?.();
+      if (m.state === 'restarting' || m.state === 'pending') m.state = 'exited';
+    }
     const stopKind = (kinds: readonly ServiceKind[]): Promise<unknown> =>
-      Promise.all(this.members.filter((m) => kinds.includes(m.kind)).map((m) => m.process?.stop(graceMs)));
+      Promise.all(this.members.filter((m) => kinds.includes(m.kind)).map((m) => m.process?.stop(graceMs ?? m.graceMs)));
     if (this.options.stopOrder === 'together') await stopKind(STOP_ORDER);
     else for (const kind of STOP_ORDER) await stopKind([kind]);
     if (this.options.removeDiscoveryDirOnStop) await rm(this.discoveryDir, { recursive: true, force: true });
@@ -199,12 +262,16 @@ export class Supervisor implements ScalePort {
     }
     const surplus = [...current].sort((a, b) => b.index - a.index).slice(0, current.length - replicas);
     for (const m of surplus) m.retiring = true;
-    await Promise.all(surplus.map((m) => m.process?.stop(this.options.graceMs ?? 10_000)));
+    await Promise.all(surplus.map((m) => m.process?.stop(m.graceMs)));
     for (const m of surplus) this.members.splice(this.members.indexOf(m), 1);
   }
 
+  private entryOf(kind: ServiceKind): string | null {
+    return this.options.entries?.[kind] ?? SERVICE_PROCESS[kind].entry;
+  }
+
   private checkRunnable(kind: ServiceKind): void {
-    if (SERVICE_PROCESS[kind].entry === null)
+    if (this.entryOf(kind) === null)
       throw new LaunchError(
         `services.${kind}: there is no ${kind} service to run yet (${SERVICE_PROCESS[kind].home}); ` +
           'set its replicas to 0 to keep its settings in the graph',
@@ -228,16 +295,34 @@ export class Supervisor implements ScalePort {
       WORKER_KINDS.includes(kind) ||
       (this.graphReplicas.get(kind) ?? 0) > 1 ||
       index > 0;
-    return {
+    const m: Member = {
       name: name ?? (numbered ? `${kind}-${index}` : kind),
       kind,
       index,
       process: undefined,
       restarts: 0,
+      state: 'pending',
+      reason: undefined,
+      graceMs: 0,
       startedAt: 0,
       color: COLORS[this.colors++ % COLORS.length]!,
       retiring: false,
+      crashLoop: this.options.crashLoop === false ? undefined : new CrashLoop(this.options.crashLoop || {}),
+      metricsPort: undefined,
+      stopProbe: undefined,
     };
+    m.graceMs = this.options.graceMs ?? this.drainTimeoutOf(m) + DRAIN_MARGIN_MS;
+    return m;
+  }
+
+  /** The drain timeout the replica will read (its environment over ours); a bad value is its own start error. */
+  private drainTimeoutOf(m: Member): number {
+    const setting = PROCESS_SETTINGS.drainTimeoutMs;
+    try {
+      return setting.fromEnv({ ...process.env, ...this.envFor(m) });
+    } catch {
+      return setting.default;
+    }
   }
 
   private envFor(m: Member): Record<string, string> {
@@ -252,6 +337,10 @@ export class Supervisor implements ScalePort {
     };
   }
 
+  private get out(): NodeJS.WritableStream | null {
+    return this.options.out === undefined ? process.stdout : this.options.out;
+  }
+
   private prefix(m: Member): string {
     return `\x1b[${m.color}m${m.name.padEnd(10)}|\x1b[0m `;
   }
@@ -263,29 +352,68 @@ export class Supervisor implements ScalePort {
 
   private async spawn(m: Member): Promise<void> {
     if (this.stopping) return;
-    const out = this.options.out === undefined ? process.stdout : this.options.out;
+    const out = this.out;
     const prefix = this.prefix(m);
-    const proc = spawnReplica({
-      entry: SERVICE_PROCESS[m.kind].entry!,
+    const env = this.envFor(m);
+    if (
+      this.liveness &&
+      m.kind !== 'frontend' &&
+      !Number(env.ARMATURE_METRICS_PORT ?? process.env.ARMATURE_METRICS_PORT)
+    ) {
+      m.metricsPort ??= await freePort(this.graph.host);
+      env.ARMATURE_METRICS_PORT = String(m.metricsPort);
+      if (this.stopping || m.process || m.retiring) return;
+    }
+    const ready = SERVICE_PROCESS[m.kind].ready;
+    const run: ReplicaProcess = spawnReplica({
+      entry: this.entryOf(m.kind)!,
       nodeArgs: this.options.nodeArgs,
-      env: this.envFor(m),
+      env,
       keepAllOutput: this.options.keepAllOutput,
-      onLine: out ? (line) => out.write(prefix + line + '\n') : undefined,
+      detached: this.options.detached,
+      onLine: (line) => {
+        out?.write(prefix + line + '\n');
+        if (m.process === run && m.state === 'starting' && ready.test(line)) this.becameReady(m, run, env, line);
+      },
     });
-    m.process = proc;
+    m.process = run;
+    m.state = 'starting';
+    m.reason = undefined;
     m.startedAt = Date.now();
-    proc.child.once('exit', (code, signal) => {
-      if (m.process === proc) m.process = undefined;
-      if (this.stopping || m.retiring) return;
+    run.child.once('exit', (code, signal) => {
+      if (m.process === run) {
+        m.process = undefined;
+        m.stopProbe?.();
+        m.stopProbe = undefined;
+      }
       const how = signal ?? `code ${code}`;
+      const line = lastErrorLine(run.output());
+      m.reason = `exited (${how})${line === '' ? '' : `: ${line}`}`;
+      if (this.stopping || m.retiring) {
+        m.state = 'exited';
+        return;
+      }
       if (this.options.restart === false) {
+        m.state = 'exited';
         out?.write(`${prefix}exited (${how})\n`);
+        return;
+      }
+      if (m.crashLoop?.exited(Date.now() - m.startedAt, signal, line)) {
+        const exits = m.crashLoop.quickExits;
+        const within = `${m.crashLoop.windowMs / 1000} s`;
+        m.state = 'failed';
+        m.reason = `exited ${exits} times within ${within} of its start, each time with: ${line}`;
+        out?.write(
+          `${prefix}${m.name} failed: exited ${exits} times within ${within} of its start, ` +
+            `each time with: ${line}; not restarting it\n`,
+        );
         return;
       }
       // Reset the backoff once a process has stayed up for a minute.
       if (Date.now() - m.startedAt > 60_000) m.restarts = 0;
       const delay = Math.min(this.options.maxBackoffMs ?? 30_000, 500 * 2 ** m.restarts);
       m.restarts++;
+      m.state = 'restarting';
       out?.write(`${prefix}exited (${how}); restarting in ${delay} ms\n`);
       const t = setTimeout(() => {
         this.timers.delete(t);
@@ -293,5 +421,29 @@ export class Supervisor implements ScalePort {
       }, delay);
       this.timers.add(t);
     });
+  }
+
+  private becameReady(m: Member, run: ReplicaProcess, env: Record<string, string>, readyLine: string): void {
+    m.state = 'ready';
+    if (!this.liveness) return;
+    const url = this.livenessUrl(m, env, readyLine);
+    m.stopProbe = watchLiveness(url, this.liveness, (failures) => {
+      if (m.process !== run || this.stopping || m.retiring) return;
+      this.out?.write(
+        `${this.prefix(m)}${m.name} did not answer ${url} ${failures} times in a row; killing it (SIGKILL) to restart it\n`,
+      );
+      run.kill('SIGKILL');
+    });
+  }
+
+  /** The frontend's /live (at the URL its ready line names), a router's or worker's /metrics. */
+  private livenessUrl(m: Member, env: Record<string, string>, readyLine: string): string {
+    const host = probeHost(this.graph.host);
+    if (m.kind === 'frontend') {
+      const listening = /listening on (https?:\/\/[^\s"]+)/.exec(readyLine)?.[1];
+      const port = env.ARMATURE_HTTP_PORT ?? String(this.graph.httpPort);
+      return `${listening?.replace(/\/+$/, '') ?? `http://${host}:${port}`}/live`;
+    }
+    return `http://${host}:${env.ARMATURE_METRICS_PORT ?? process.env.ARMATURE_METRICS_PORT}/metrics`;
   }
 }

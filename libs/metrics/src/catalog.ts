@@ -168,6 +168,16 @@ export const METRICS = {
     labels: ['reason'],
   },
   armature_router_inhibited_workers: { type: 'gauge', help: 'Workers inhibited now.', labels: [] },
+  armature_router_health_checks_total: {
+    type: 'counter',
+    help: "The router's worker health checks, by result (ok, failed, canary_ok).",
+    labels: ['result'],
+  },
+  armature_router_worker_healthy: {
+    type: 'gauge',
+    help: 'Whether the router sees the worker healthy (1) or failing its checks (0).',
+    labels: ['worker'],
+  },
   armature_router_workers: { type: 'gauge', help: 'Workers the router can choose from.', labels: ['model'] },
   armature_router_active_requests: {
     type: 'gauge',

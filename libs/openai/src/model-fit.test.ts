@@ -25,6 +25,16 @@ describe('fitToModel', () => {
     );
   });
 
+  it('names max_completion_tokens when that is the field that asked for too many', () => {
+    expect(() => fitToModel(completion([1, 2, 3], { max_completion_tokens: 8 }), [1, 2, 3], limits)).toThrow(
+      expect.objectContaining({
+        param: 'max_completion_tokens',
+        message:
+          "This model's maximum context length is 10 tokens; the prompt has 3, so max_completion_tokens can be at most 7, not 8",
+      }),
+    );
+  });
+
   it('refuses a prompt that fills the context, naming messages for chat', () => {
     const ten = Array.from({ length: 10 }, (_, i) => i);
     expect(() => fitToModel(completion(ten), ten, limits)).toThrow(

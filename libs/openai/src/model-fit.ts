@@ -49,11 +49,12 @@ export function fitToModel(request: NormalizedRequest, promptIds: readonly numbe
   }
   const room = context - promptIds.length;
   if (request.maxTokens !== undefined && request.maxTokens > room) {
+    const param = request.maxTokensParam ?? 'max_tokens';
     throw new ArmatureError(
       'invalid_argument',
       'context_length_exceeded',
-      `This model's maximum context length is ${context} tokens; the prompt has ${promptIds.length}, so max_tokens can be at most ${room}, not ${request.maxTokens}`,
-      { param: 'max_tokens' },
+      `This model's maximum context length is ${context} tokens; the prompt has ${promptIds.length}, so ${param} can be at most ${room}, not ${request.maxTokens}`,
+      { param },
     );
   }
   return { maxTokens: request.maxTokens ?? room };

@@ -8,3 +8,4 @@ export { kvCost, kvCostTerms, type KvCostTerms, type KvParams } from './policies
 export { SCORERS, type ScorerId } from './policies/weighted-scorers/index.js';
 export * from './disagg-router.js';
 export * from './router-core.js';
+export * from './health-options.js';

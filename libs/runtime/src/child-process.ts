@@ -32,6 +32,11 @@ export interface SpawnReplicaOptions {
   onLine?: (line: string) => void;
   /** Keep all output (tests) instead of its last 64 KiB (long-running supervisors). */
   keepAllOutput?: boolean;
+  /**
+   * Run in a process group of its own (default false), so a terminal's Ctrl-C reaches only
+   * the parent, which then stops its children in its own order.
+   */
+  detached?: boolean;
 }
 
 const TAIL_CHARS = 64 * 1024;
@@ -42,6 +47,7 @@ export function spawnReplica(options: SpawnReplicaOptions): ReplicaProcess {
     env: { ...process.env, ...options.env },
     cwd: options.cwd,
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.detached ?? false,
   });
   let out = '';
   const waiters: Array<() => void> = [];

@@ -44,6 +44,8 @@ export const ENV_CATALOG = {
     'Set to off to ignore the native transfer addon (native/transfer) and use the pure-TypeScript TCP backend only.',
   ARMATURE_REQUIRE_NATIVE:
     'Set to 1 to make the transfer tests fail, instead of skip, when the native addon is not built.',
+  ARMATURE_ROUTER_HEALTH:
+    "Router's worker health checks as JSON {intervalMs (2000; 0: off), timeoutMs (2000), failures (2), canaryIdleMs (0: no canary requests)}; a worker failing them is inhibited (default {}).",
   ARMATURE_ROUTER_INHIBIT_MS:
     'How long the router leaves out a worker that just failed a request (a broken or stalled stream), before discovery notices; 0 turns it off (default 5000).',
   ARMATURE_ROUTER_WAIT_MS:

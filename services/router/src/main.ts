@@ -16,6 +16,7 @@ import {
   leaseMsFromEnv,
   shutdownGrpcServer,
 } from '@armature/runtime';
+import { HealthChecker } from './health-checker.js';
 import { KvFeed } from './kv-feed.js';
 import { ACTIVE_TOPIC, ReplicaSync } from './replica-sync.js';
 import { Router, routerGrpcHandlers } from './router-service.js';
@@ -76,9 +77,11 @@ async function main(): Promise<void> {
     publisher,
     metrics,
   });
+  const health = new HealthChecker(workers, router.core, metrics, settings.health);
   feed.start();
   replicas.start();
   workers.start();
+  health.start();
 
   const server = createGrpcServer();
   server.addService(RouterService, routerGrpcHandlers(router));
@@ -107,6 +110,7 @@ async function main(): Promise<void> {
     createShutdown({
       stopAccepting: () => registration.unregister(),
       cleanup: async () => {
+        health.close();
         router.close(); // waiting requests get a 503 now, not a cancellation from the server shutdown
         await shutdownGrpcServer(server);
         await replicas.close();

@@ -176,6 +176,11 @@ export class WorkerDirectory {
     return out;
   }
 
+  /** Every worker known, both roles. */
+  list(): WorkerEntry[] {
+    return [...this.workers.values()];
+  }
+
   get(instanceId: string): WorkerEntry | undefined {
     return this.workers.get(instanceId);
   }

@@ -3,3 +3,4 @@ export { benchCommand, replayCommand, reportCommand, replayMockerDefaults } from
 export { simulate, type SimRequest, type SimulationOptions, type SimulationResult } from './replay/simulator.js';
 export { runLoad, type LoadOptions } from './load/generator.js';
 export * from './results/index.js';
+export * from './chaos/fault-load.js';

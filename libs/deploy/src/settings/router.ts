@@ -4,12 +4,14 @@
 // checks, and the raw disaggregation settings compiled.
 import type { ApproxIndexerOptions } from '@armature/kv';
 import {
+  checkHealthOptions,
   compileDisaggSettings,
   createPolicy,
   KvRouter,
   RouterQueue,
   type BusyThresholds,
   type DisaggSettings,
+  type HealthCheckOptions,
   type RouterQueueOptions,
 } from '@armature/router-core';
 import { ArmatureError } from '@armature/runtime';
@@ -26,6 +28,7 @@ export interface RouterEnvSettings {
   disagg: DisaggSettings;
   readyTimeoutMs: number;
   inhibitMs: number;
+  health: HealthCheckOptions;
 }
 
 /** Checks router settings as the router will use them; throws router-core's error; returns the compiled disaggregation settings. */
@@ -33,6 +36,8 @@ export function checkRouterSettings(settings: RouterSettings): DisaggSettings {
   const policy = createPolicy(settings.policy, settings.params);
   new KvRouter({ policy, busy: settings.busy, approximate: settings.approximate });
   new RouterQueue(settings.queue);
+  checkHealthOptions(settings.health);
+  if (settings.inhibitMs < 0) throw new Error(`inhibitMs must be >= 0, got ${settings.inhibitMs}`);
   return compileDisaggSettings(settings.disagg);
 }
 

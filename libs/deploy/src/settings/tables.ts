@@ -87,6 +87,8 @@ export interface RouterSettings {
   readyTimeoutMs: number;
   /** How long a worker that failed a request is left out of routing, ms (default 5000; 0: never). */
   inhibitMs: number;
+  /** Worker health checks (default {}: every 2 s, 2 s deadline, 2 failures inhibit, no canaries). */
+  health: Record<string, unknown>;
 }
 
 export const ROUTER_SETTINGS: SettingsTable<RouterSettings> = {
@@ -111,6 +113,11 @@ export const ROUTER_SETTINGS: SettingsTable<RouterSettings> = {
       { min: 0 },
       "How long a new worker's KV state may load before the router scores it anyway.",
     ),
+  ),
+  health: objectSetting(
+    'ARMATURE_ROUTER_HEALTH',
+    'Worker health checks.',
+    'a mapping {intervalMs, timeoutMs, failures, canaryIdleMs}',
   ),
   inhibitMs: unlessDefault(
     integerSetting(

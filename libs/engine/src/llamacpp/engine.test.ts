@@ -91,6 +91,16 @@ describe('llama.cpp engine', () => {
     expect(s1.tokens).toEqual(s2.tokens);
   });
 
+  it('samples afresh for each unseeded request, even within one second', async () => {
+    const p = prompt(9, 20);
+    const texts: string[] = [];
+    for (const id of ['u1', 'u2', 'u3', 'u4']) {
+      const unseeded = request(id, p, { sampling: { temperature: 1 } });
+      texts.push((await collect(engine.generate(unseeded, new AbortController().signal))).tokens.join(','));
+    }
+    expect(new Set(texts).size).toBeGreaterThan(1);
+  });
+
   it('reuses a cached prefix: only the new tokens are evaluated, the output is unchanged', async () => {
     const base = prompt(2, 100);
     await collect(engine.generate(request('p1', base), new AbortController().signal));

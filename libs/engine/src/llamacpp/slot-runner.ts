@@ -13,6 +13,7 @@ import { ArmatureError, asArmatureError, createLogger } from '@armature/runtime'
 import { OutputStream } from '../output-stream.js';
 import type { EngineLoad, EngineOutput, EngineRequest } from '../types.js';
 import { Outbox } from './outbox.js';
+import { evaluationSampling } from './sampling.js';
 import type { Reservation, SequenceStates } from './sequence-states.js';
 import type { StepGate } from './step-gate.js';
 
@@ -203,7 +204,6 @@ export class SlotRunner {
       if (seq.nextTokenIndex > reused) await seq.eraseContextTokenRanges([{ start: reused, end: seq.nextTokenIndex }]);
       track(prompt.slice(0, reused));
       job.pendingPrefill = prompt.length - reused;
-      const { temperature, topP, topK, seed } = request.sampling;
       let generated = request.firstToken === undefined ? 0 : 1;
       let first = true;
       let lastToken: Token | undefined;
@@ -211,10 +211,7 @@ export class SlotRunner {
       const tokens = seq.evaluate(prompt.slice(reused) as Token[], {
         // Without it node-llama-cpp ends the stream silently at EOS, and ignore_eos could not go past it.
         yieldEogToken: true,
-        temperature: temperature ?? 1,
-        ...(topP === undefined ? {} : { topP }),
-        ...(topK === undefined ? {} : { topK }),
-        ...(seed === undefined ? {} : { seed }),
+        ...evaluationSampling(request.sampling),
       });
       for await (const raw of tokens) {
         gate.landed(slot.index);

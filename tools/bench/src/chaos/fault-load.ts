@@ -2,10 +2,10 @@
 // seeded requests between them, each recording its text, its time to first token, its
 // inter-token gaps and how it ended. A fault schedule runs beside the load; the report
 // says what was sent, completed and failed, and the latency during the fault window
-// against before it. Shared by tests/chaos (CI-sized) and `npm run bench:chaos`.
+// against before it. Shared by tests/chaos (CI-sized) and `npm run bench:chaos` (chaos/run.ts).
 import OpenAI from 'openai';
 
-export interface LoadOptions {
+export interface FaultLoadOptions {
   url: string;
   model: string;
   /** Requests in all (default 60). */
@@ -16,11 +16,13 @@ export interface LoadOptions {
   maxTokens?: number;
   /** Stream (default true) or not. */
   stream?: boolean;
+  /** Sampling temperature (default 1; the seed makes the output reproducible on the mocker). */
+  temperature?: number;
   /** Client-side deadline of one request, ms (default 60 000). */
   timeoutMs?: number;
 }
 
-export interface RequestRecord {
+export interface FaultRecord {
   index: number;
   seed: number;
   startedAt: number;
@@ -46,15 +48,15 @@ export const promptOf = (index: number): string =>
   `chaos request ${index}: tell a long story about the number ${index * 7919}`;
 
 /** One request, as the load sends it, with `seed` so that its output can be checked against a rerun. */
-export async function sendOne(client: OpenAI, options: LoadOptions, index: number): Promise<RequestRecord> {
+export async function sendSeeded(client: OpenAI, options: FaultLoadOptions, index: number): Promise<FaultRecord> {
   const seed = index + 1;
-  const record: RequestRecord = { index, seed, startedAt: Date.now(), endedAt: 0, gapsMs: [], text: '' };
+  const record: FaultRecord = { index, seed, startedAt: Date.now(), endedAt: 0, gapsMs: [], text: '' };
   const body = {
     model: options.model,
     messages: [{ role: 'user' as const, content: promptOf(index) }],
     max_tokens: options.maxTokens ?? 40,
     seed,
-    temperature: 1,
+    temperature: options.temperature ?? 1,
     ignore_eos: true,
   };
   try {
@@ -93,11 +95,11 @@ export async function sendOne(client: OpenAI, options: LoadOptions, index: numbe
 }
 
 /** Runs the load with the faults on their schedule; resolves when every request ended and every fault ran. */
-export async function runLoad(
-  options: LoadOptions,
+export async function runFaultLoad(
+  options: FaultLoadOptions,
   faults: Fault[] = [],
   onProgress?: (done: number, total: number) => void,
-): Promise<{ records: RequestRecord[]; startedAt: number; faultTimes: Map<string, number> }> {
+): Promise<{ records: FaultRecord[]; startedAt: number; faultTimes: Map<string, number> }> {
   const total = options.requests ?? 60;
   const client = new OpenAI({
     baseURL: `${options.url}/v1`,
@@ -105,7 +107,7 @@ export async function runLoad(
     maxRetries: 0,
     timeout: options.timeoutMs ?? 60_000,
   });
-  const records: RequestRecord[] = [];
+  const records: FaultRecord[] = [];
   const startedAt = Date.now();
   const faultTimes = new Map<string, number>();
   const faultRuns = faults.map(async (f) => {
@@ -117,7 +119,7 @@ export async function runLoad(
   const worker = async (): Promise<void> => {
     while (next < total) {
       const index = next++;
-      records.push(await sendOne(client, options, index));
+      records.push(await sendSeeded(client, options, index));
       onProgress?.(records.length, total);
     }
   };
@@ -140,7 +142,7 @@ const p99 = (xs: number[]): number => {
 };
 
 /** Latency of the requests that started in [from, to). */
-export function windowStats(records: RequestRecord[], from: number, to: number): WindowStats {
+export function windowStats(records: FaultRecord[], from: number, to: number): WindowStats {
   const inside = records.filter((r) => r.startedAt >= from && r.startedAt < to);
   return {
     requests: inside.length,
@@ -165,7 +167,7 @@ export function counterTotal(metricsText: string, name: string, labelFilter = ''
  * twice the median duration before the fault: how long the cluster took to serve
  * normally again.
  */
-export function recoveryMs(records: RequestRecord[], faultAt: number): number | undefined {
+export function recoveryMs(records: FaultRecord[], faultAt: number): number | undefined {
   const before = records.filter((r) => r.endedAt < faultAt && !r.error).map((r) => r.endedAt - r.startedAt);
   if (before.length === 0) return undefined;
   const median = [...before].sort((a, b) => a - b)[Math.floor(before.length / 2)]!;

@@ -1,0 +1,147 @@
+// What each `armature` command accepts, for its --help and for the checks run before it
+// starts. The defaults shown are the ones the command applies (tools/bench/src/commands.ts
+// for bench, replay and report; @armature/deploy for up); keep them in step.
+import { WORKLOAD_SPEC_FORMS } from '@armature/bench/datasets';
+import { ENV_CATALOG, type EnvName } from '@armature/runtime';
+import type { CommandSpec, OptionSpec, ParsedValues } from './command-line.js';
+
+const DATASETS = `dataset specs:\n${WORKLOAD_SPEC_FORMS.map((f) => `  ${f}`).join('\n')}\n`;
+
+function environment(names: readonly EnvName[]): string {
+  const width = Math.max(...names.map((n) => n.length)) + 2;
+  return `environment:\n${names.map((n) => `  ${n.padEnd(width)}${ENV_CATALOG[n]}`).join('\n')}\n`;
+}
+
+/** The options bench and replay share (a workload, outputs, SLOs). */
+const WORKLOAD: Record<string, OptionSpec> = {
+  dataset: { value: '<spec>', doc: 'the workload (see dataset specs below)' },
+  trace: { value: '<mooncake.jsonl>', doc: 'a Mooncake trace; short for --dataset mooncake:<file>' },
+  tokenizer: { value: '<id>', default: 'gpt-tokenizer:o200k_base', doc: 'tokenizer the prompts are built with' },
+  limit: { value: '<n>', check: 'number', doc: 'use the first n requests of the workload' },
+  'time-scale': { value: '<x>', default: '1', check: 'number', doc: "multiply the trace's arrival times by x" },
+  'spread-bursts': { doc: "spread requests that share an arrival time over the trace's time step" },
+  'slo-ttft-ms': { value: '<t>', check: 'number', doc: 'time-to-first-token SLO for goodput, ms' },
+  'slo-itl-ms': { value: '<t>', check: 'number', doc: 'inter-token latency SLO for goodput, ms' },
+  'slo-e2e-ms': { value: '<t>', check: 'number', doc: 'end-to-end latency SLO for goodput, ms' },
+  label: { value: '<text>', doc: 'name of the run in results and reports' },
+  out: { value: '<f.json>', doc: 'write the results as JSON' },
+  html: { value: '<f.html>', doc: 'write an HTML report' },
+  plots: { value: '<dir>', doc: 'write SVG plots' },
+  title: { value: '<text>', default: 'Armature benchmark', doc: "the HTML report's title" },
+};
+
+const needsWorkload = (v: ParsedValues): string | undefined =>
+  v.dataset === undefined && v.trace === undefined
+    ? '--dataset <spec> (or --trace <mooncake.jsonl>) is required'
+    : undefined;
+
+export const UP: CommandSpec = {
+  name: 'up',
+  synopsis: '[graph.yaml]',
+  summary:
+    'Runs a deployment graph as local processes until Ctrl-C.\n\n' +
+    'Logs are prefixed per replica. A replica that crashes restarts with backoff, except one that fails the\n' +
+    'same way at every start; one that stops answering its liveness probe is killed and restarted. Ctrl-C\n' +
+    'stops the frontend first and lets every replica drain; a second Ctrl-C kills them all.',
+  positionals: { 'graph.yaml': 'the deployment graph (default infra/graphs/default.yaml)' },
+  maxPositionals: 1,
+  options: {},
+  notes: environment([
+    'ARMATURE_LIVENESS_INTERVAL_MS',
+    'ARMATURE_LIVENESS_TIMEOUT_MS',
+    'ARMATURE_LIVENESS_FAILURES',
+    'ARMATURE_DRAIN_TIMEOUT_MS',
+    'ARMATURE_LOG_LEVEL',
+  ]),
+};
+
+export const BENCH: CommandSpec = {
+  name: 'bench',
+  synopsis: '--url <base> --dataset <spec> [options]',
+  summary: 'Load-tests an OpenAI-compatible server with a workload and reports latency, throughput and goodput.',
+  options: {
+    url: { value: '<base>', required: true, doc: 'base URL of the server, with or without /v1' },
+    model: { value: '<name>', doc: 'model to request (default: the first the server lists)' },
+    ...WORKLOAD,
+    mode: { value: '<m>', default: 'trace', check: ['trace', 'rate', 'concurrency'], doc: 'how requests are sent' },
+    rate: { value: '<r>', check: 'number', doc: 'requests per second, required with --mode rate' },
+    arrival: {
+      value: '<a>',
+      default: 'poisson',
+      check: ['poisson', 'constant'],
+      doc: 'arrival process with --mode rate',
+    },
+    concurrency: { value: '<n>', check: 'number', doc: 'requests in flight, required with --mode concurrency' },
+    seed: { value: '<n>', default: '1', check: 'number', doc: 'seed of the poisson arrivals' },
+    'max-requests': { value: '<n>', check: 'number', doc: 'stop after n requests' },
+    'max-duration-s': { value: '<s>', default: '600', check: 'number', doc: 'stop after s seconds' },
+    'request-timeout-s': { value: '<s>', default: '600', check: 'number', doc: 'deadline of one request' },
+    'token-ids': { doc: 'send prompts as token ids instead of text' },
+  },
+  notes: DATASETS,
+  check: (v) =>
+    needsWorkload(v) ??
+    (v.mode === 'rate' && v.rate === undefined ? '--rate <r> is required with --mode rate' : undefined) ??
+    (v.mode === 'concurrency' && v.concurrency === undefined
+      ? '--concurrency <n> is required with --mode concurrency'
+      : undefined),
+};
+
+export const REPLAY: CommandSpec = {
+  name: 'replay',
+  synopsis: '--dataset <spec> | --trace <file> [options]',
+  summary: 'Simulates a whole cluster offline in virtual time: mocker workers behind each routing policy.',
+  options: {
+    ...WORKLOAD,
+    workers: { value: '<n>', default: '8', check: 'number', doc: 'workers with --mode agg' },
+    policy: { value: '<p>', default: 'kv', multiple: true, doc: 'routing policy, or all' },
+    params: { value: '<json>', default: '{}', check: 'json-object', doc: "the policy's parameters" },
+    busy: { value: '<json>', default: '{}', check: 'json-object', doc: 'busy thresholds {kvUsage, prefillTokens}' },
+    'engine-args': {
+      value: '<json>',
+      default: '{}',
+      check: 'json-object',
+      doc: 'mocker settings over the replay defaults',
+    },
+    speedup: { value: '<s>', default: '1', check: 'number', doc: "the mocker's speedup" },
+    mode: { value: '<m>', default: 'agg', check: ['agg', 'disagg'], doc: 'aggregated or disaggregated serving' },
+    prefill: { value: '<n>', check: 'number', doc: 'prefill workers, required with --mode disagg' },
+    decode: { value: '<n>', check: 'number', doc: 'decode workers, required with --mode disagg' },
+    'prefill-policy': { value: '<p>', default: 'kv', doc: 'policy that picks a prefill worker with --mode disagg' },
+    'min-remote-prefill-tokens': {
+      value: '<n>',
+      default: '2048',
+      check: 'number',
+      doc: 'shortest prompt prefilled remotely with --mode disagg',
+    },
+    'kv-bytes-per-token': { value: '<n>', default: '131072', check: 'number', doc: 'KV size for transfer times' },
+    'bandwidth-gbps': { value: '<g>', default: '64', check: 'number', doc: 'KV transfer bandwidth, GB/s' },
+  },
+  notes: DATASETS,
+  check: (v) =>
+    needsWorkload(v) ??
+    (v.mode === 'disagg' && (v.prefill === undefined || v.decode === undefined)
+      ? '--prefill <n> and --decode <n> are required with --mode disagg'
+      : undefined),
+};
+
+export const REPORT: CommandSpec = {
+  name: 'report',
+  synopsis: '<a.json> [b.json ...] --html <f.html> [--plots <dir>]',
+  summary: 'Puts results of bench and replay runs side by side in an HTML report and/or SVG plots.',
+  positionals: { '<a.json> ...': 'results files written with --out' },
+  options: {
+    html: { value: '<f.html>', doc: 'write an HTML report' },
+    plots: { value: '<dir>', doc: 'write SVG plots' },
+    title: { value: '<text>', default: 'Armature benchmark', doc: "the HTML report's title" },
+  },
+  check: (v, positionals) =>
+    positionals.length === 0
+      ? 'name at least one results JSON file'
+      : v.html === undefined && v.plots === undefined
+        ? '--html <file> and/or --plots <dir> is required'
+        : undefined,
+};
+
+/** Every command, by name. */
+export const COMMANDS: Record<string, CommandSpec> = { up: UP, bench: BENCH, replay: REPLAY, report: REPORT };

@@ -1,0 +1,48 @@
+// `armature up`: runs a deployment graph in the foreground until a signal. The replicas run
+// in process groups of their own, so a terminal's Ctrl-C reaches only this process, which
+// stops them in order (frontend first, each given its drain timeout); a second Ctrl-C, or
+// this process exiting any other way, kills them at once rather than leaving them behind.
+import { resolve } from 'node:path';
+import { launch, livenessFromEnv, loadGraph, waitHealthy, type Supervisor } from '@armature/deploy';
+
+/** npm exec forwards the terminal's Ctrl-C to its child, which then sees it twice: a signal this close to the first is that one. */
+const SAME_SIGNAL_MS = 1_000;
+
+/** Runs `graphPath` (default `defaultGraph`) until SIGINT, SIGTERM or SIGHUP. */
+export async function up(graphPath: string | undefined, defaultGraph: string): Promise<void> {
+  const path = resolve(graphPath ?? defaultGraph);
+  const graph = await loadGraph(path);
+  const liveness = livenessFromEnv();
+  const aborted = new AbortController();
+  let supervisor: Supervisor | undefined;
+  let firstSignalAt: number | undefined;
+  const stop = (): void => {
+    if (firstSignalAt !== undefined) {
+      if (Date.now() - firstSignalAt < SAME_SIGNAL_MS) return;
+      process.stdout.write('armature: killing all services\n');
+      process.exit(130);
+    }
+    firstSignalAt = Date.now();
+    process.stdout.write('armature: stopping all services (Ctrl-C again to kill them)\n');
+    if (supervisor) void supervisor.stop().then(() => process.exit(0));
+    else aborted.abort(); // still starting: launch() stops what it started, then rejects
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop);
+  process.on('exit', () => supervisor?.killAll());
+  try {
+    supervisor = await launch(graph, { signal: aborted.signal, detached: true, liveness });
+  } catch (err) {
+    if (aborted.signal.aborted) process.exit(0);
+    throw err;
+  }
+  const hasFrontend = graph.services.some((s) => s.kind === 'frontend' && s.replicas > 0);
+  if (hasFrontend) {
+    if (await waitHealthy(supervisor.url, { timeoutMs: 60_000 })) {
+      process.stdout.write(
+        `\narmature: ${graph.name} is up — OpenAI API at ${supervisor.url}/v1 (model ${graph.model})\n\n`,
+      );
+    } else if (firstSignalAt === undefined) {
+      process.stdout.write(`armature: the frontend at ${supervisor.url} is not healthy after 60 s\n`);
+    }
+  }
+}
