@@ -36,6 +36,14 @@ export function chatTemplateIncludesBos(templateId: string): boolean {
 }
 
 /**
+ * Whether every message's role and content reach the tokenizer verbatim, so that their bytes
+ * bound the prompt's tokens from below: ours do; a GGUF's own template may drop or rewrite them.
+ */
+export function chatTemplateKeepsContent(templateId: string): boolean {
+  return Object.hasOwn(TEMPLATES, templateId);
+}
+
+/**
  * Renders messages with a template and tokenizes the result (generation prompt added).
  * BOS is not included unless `chatTemplateIncludesBos(templateId)`.
  */

@@ -115,6 +115,51 @@ describe('gguf tokenizer', () => {
     }
   });
 
+  it('knows its longest token', () => {
+    const tokens = model.fileInfo.metadata.tokenizer.ggml.tokens;
+    expect(tok.maxTokenBytes).toBe(Math.max(...tokens.map((t) => Buffer.byteLength(t))));
+    for (let id = 0; id < tok.vocabSize; id++) {
+      expect(Buffer.byteLength(tok.decode([id]).replace(/\uFFFD/g, ''))).toBeLessThanOrEqual(tok.maxTokenBytes);
+    }
+  });
+
+  it.each([
+    ['a', 'a'],
+    ['spaces', ' '],
+    ['an emoji', '🦙'],
+    ['newlines', '\n'],
+  ])('tokenizes a 256 KiB run of %s quickly and decodes it back', (_, unit) => {
+    const run = unit.repeat((256 * 1024) / Buffer.byteLength(unit));
+    const start = performance.now();
+    const ids = tok.encode(run);
+    expect(performance.now() - start).toBeLessThan(2000);
+    expect(tok.decode(ids)).toBe(run);
+  });
+
+  it('takes time linear in the length of a run of byte-fallback characters (4x the run, well under 8x the time)', () => {
+    const fastestMs = (text: string): number => {
+      let best = Infinity;
+      for (let i = 0; i < 2; i++) {
+        const start = performance.now();
+        tok.encode(text);
+        best = Math.min(best, performance.now() - start);
+      }
+      return best;
+    };
+    const shortMs = fastestMs('🦙'.repeat(16 * 1024));
+    const longMs = fastestMs('🦙'.repeat(64 * 1024));
+    expect(longMs).toBeLessThan(8 * shortMs);
+  });
+
+  it('tokenizes text with long runs as llama.cpp does, here where no merge crosses a cut', () => {
+    // The test vocabulary has no token spanning two byte-fallback characters or two spaces, and
+    // a run of "a" cannot be cut (the space SPM prefixes to a part would merge into it).
+    const text = `look: ${'🦙'.repeat(2000)}${'\n'.repeat(600)} done ${' '.repeat(700)}${'a'.repeat(1000)} end`;
+    expect(tok.encode(text)).toEqual(model.tokenize(text));
+    const messages = [{ role: 'user', content: text }];
+    expect(applyChatTemplate('gguf', messages, tok)).toEqual(engineChatML(messages));
+  });
+
   it('refuses the gguf template on a tokenizer without one', async () => {
     const gpt = await loadTokenizer('gpt-tokenizer:o200k_base');
     expect(gpt.bosTokenIds).toEqual([]);

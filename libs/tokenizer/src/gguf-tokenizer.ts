@@ -3,9 +3,24 @@
 // (block hashes at the router then match the worker's). Only the vocabulary is loaded, never
 // the weights; one CPU-only Llama instance serves every file in the process. This is the one
 // file that talks to node-llama-cpp; its errors become ArmatureErrors here.
+//
+// llama.cpp's SPM byte fallback reallocates its output for every character it has no token
+// for, so a long run of such characters (emoji, newlines, rare CJK) costs time quadratic in
+// the whole output. Text (plain, and the text of rendered chats) is therefore tokenized in
+// parts cut inside its long runs (long-runs.ts), each later part as the continuation of the
+// text before it; a cut where that is not possible (the space SPM prefixes to a text merges
+// into the part's first token) is not made. Text without a long run is one part, as before.
 import { isAbsolute } from 'node:path';
-import type { ChatHistoryItem, ChatWrapper, Llama, LlamaModel, Token } from 'node-llama-cpp';
+import type {
+  ChatHistoryItem,
+  ChatWrapper,
+  Llama,
+  LlamaModel,
+  Token,
+  Tokenizer as LlamaTokenizer,
+} from 'node-llama-cpp';
 import { ArmatureError, createLogger } from '@armature/runtime';
+import { longRunCuts } from './long-runs.js';
 import type { ChatMessage, Tokenizer } from './types.js';
 
 const log = createLogger('tokenizer/gguf');
@@ -70,13 +85,15 @@ function ggufTokenizer(id: string, lib: NodeLlamaCpp, model: LlamaModel): Tokeni
   const bos = model.tokens.bos;
   const bosTokenIds: readonly number[] = model.tokens.shouldPrependBosToken && bos !== null ? [bos] : [];
   const isVocabId = (t: number): boolean => Number.isInteger(t) && t >= 0 && t < vocabSize;
+  const tokenizeText = runBoundedTokenize(model);
   let wrapper: ChatWrapper | undefined;
 
   return {
     id,
     vocabSize,
+    maxTokenBytes: longestTokenBytes(model),
     bosTokenIds,
-    encode: (text) => model.tokenize(text, false),
+    encode: (text) => tokenizeText(text),
     encodeSpecial: (text) => model.tokenize(text, true),
     decode: (ids) => {
       // llama.cpp aborts the process on an id outside the vocabulary: those become U+FFFD.
@@ -90,7 +107,7 @@ function ggufTokenizer(id: string, lib: NodeLlamaCpp, model: LlamaModel): Tokeni
       let ids: number[];
       try {
         const { contextText } = wrapper.generateContextState({ chatHistory: toChatHistory(messages) });
-        ids = contextText.tokenize(model.tokenizer);
+        ids = contextText.tokenize(runBoundedTokenizer(model, tokenizeText));
       } catch (error) {
         throw new ArmatureError(
           'invalid_argument',
@@ -104,6 +121,85 @@ function ggufTokenizer(id: string, lib: NodeLlamaCpp, model: LlamaModel): Tokeni
       return hasBos ? ids : [...bosTokenIds, ...ids];
     },
   };
+}
+
+type TokenizeOptions = 'trimLeadingSpace' | undefined;
+type TextTokenize = (text: string, options?: TokenizeOptions) => Token[];
+
+/**
+ * Tokenizes text as `model.tokenize(text, false, options)` does, in parts cut inside its long
+ * runs; a part that cannot continue the text before it joins that text's part instead.
+ */
+function runBoundedTokenize(model: LlamaModel): TextTokenize {
+  let anchor: { ids: Token[]; text: string } | undefined;
+  /** The part's tokens as a continuation: its own, less a first token that is only the prefixed space. */
+  const continuation = (part: string): Token[] | undefined => {
+    if (!anchor) {
+      const ids = model.tokenize('\n', false);
+      anchor = { ids, text: model.detokenize(ids, false) };
+    }
+    const ids = model.tokenize(part, false);
+    for (const candidate of [ids, ids.slice(1)]) {
+      // After the anchor, detokenize keeps a leading space it would strip from a text's start.
+      if (model.detokenize([...anchor.ids, ...candidate], false) === anchor.text + part) return candidate;
+    }
+    return undefined;
+  };
+
+  return (text, options) => {
+    const cuts = longRunCuts(text);
+    if (cuts.length === 0) return model.tokenize(text, false, options);
+    const bounds = [0, ...cuts, text.length];
+    const out: Token[] = [];
+    let start = 0;
+    let end = bounds[1]!;
+    let ids: Token[] | undefined = model.tokenize(text.slice(start, end), false, options);
+    const flush = (): boolean => {
+      // A joined span starts where a part could start: at 0, or where a continuation worked.
+      ids ??= start === 0 ? model.tokenize(text.slice(0, end), false, options) : continuation(text.slice(start, end));
+      if (ids === undefined) return false;
+      for (const t of ids) out.push(t);
+      return true;
+    };
+    for (let i = 1; i < bounds.length - 1; i++) {
+      const next = continuation(text.slice(bounds[i], bounds[i + 1]));
+      if (next === undefined) {
+        ids = undefined;
+        end = bounds[i + 1]!;
+        continue;
+      }
+      if (!flush()) return model.tokenize(text, false, options);
+      [start, end, ids] = [bounds[i]!, bounds[i + 1]!, next];
+    }
+    return flush() ? out : model.tokenize(text, false, options);
+  };
+}
+
+/** node-llama-cpp's tokenizer with its text tokenized by `tokenizeText`, for LlamaText.tokenize. */
+function runBoundedTokenizer(model: LlamaModel, tokenizeText: TextTokenize): LlamaTokenizer {
+  const tokenize = (text: string, specialTokens?: boolean | 'builtin', options?: TokenizeOptions): Token[] =>
+    specialTokens === undefined || specialTokens === false
+      ? tokenizeText(text, options)
+      : model.tokenizer(text as never, specialTokens as never, options as never);
+  return Object.assign(tokenize, {
+    detokenize: model.detokenize,
+    isSpecialToken: model.isSpecialToken,
+    isEogToken: model.isEogToken,
+  }) as LlamaTokenizer;
+}
+
+/**
+ * The UTF-8 length of the longest token's text as the vocabulary stores it: at least the
+ * bytes it covers for SPM (`▁` for a space, `<0x0A>` for a byte) and byte-level BPE (one
+ * character per byte). Vocabularies that normalize text first (WordPiece, Unigram) have no
+ * such bound: `Infinity`.
+ */
+function longestTokenBytes(model: LlamaModel): number {
+  const ggml = model.fileInfo.metadata.tokenizer?.ggml;
+  if (ggml?.model !== 'llama' && ggml?.model !== 'gpt2') return Infinity;
+  let longest = 1;
+  for (const token of ggml.tokens ?? []) longest = Math.max(longest, Buffer.byteLength(token));
+  return longest;
 }
 
 /** Messages as node-llama-cpp's chat history, with an empty model turn: the generation prompt. */

@@ -4,3 +4,5 @@ export type * from './types.js';
 export * from './tokenizer.js';
 export * from './detokenizer.js';
 export * from './chat-template.js';
+export * from './long-runs.js';
+export * from './tokenize-pool.js';

@@ -1,5 +1,12 @@
-import { describe, expect, it } from 'vitest';
-import { applyChatTemplate, IncrementalDetokenizer, loadTokenizer, StopStringMatcher } from './index.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  applyChatTemplate,
+  IncrementalDetokenizer,
+  loadTokenizer,
+  MAX_RUN_LENGTH,
+  StopStringMatcher,
+} from './index.js';
 
 describe('tokenizer', () => {
   it('round-trips text and rejects unknown ids', async () => {
@@ -47,5 +54,102 @@ describe('stop strings', () => {
     const m = new StopStringMatcher(['STOP']);
     expect(m.push('hello ST').emit).toBe('hello');
     expect(m.flush()).toBe(' ST');
+  });
+});
+
+interface GptEncoding {
+  encode(text: string, options: { disallowedSpecial: Set<string> }): number[];
+  default: { bytePairEncodingCoreProcessor: { bytePairEncode(piece: string): number[] } };
+}
+
+const ENCODINGS = ['o200k_base', 'cl100k_base', 'p50k_base', 'r50k_base'] as const;
+const encoding = (name: string) => import(`gpt-tokenizer/encoding/${name}`) as Promise<GptEncoding>;
+
+/** Normal text: this library's own sources and README, and text in several scripts. */
+const NORMAL_TEXT = [
+  ...readdirSync(new URL('.', import.meta.url)).map((f) => readFileSync(new URL(f, import.meta.url), 'utf8')),
+  readFileSync(new URL('../README.md', import.meta.url), 'utf8'),
+  "It's 12:30 -- they'll say I'd've known.\r\n\tTabs,   spaces\u00a0and\n\n\nnewlines. 3.14159 1234567",
+  'Ünïcödé Ελληνικά русский 中文 日本語のテキスト 한국어 العربية हिन्दी 🙂🚀👩‍👩‍👧 <|endoftext|> <|im_start|>',
+];
+
+/** Letters from a seeded generator: a long piece whose parts never repeat, so no merge cache helps. */
+function randomLetters(length: number, seed: number): string {
+  let state = seed;
+  let text = '';
+  for (let i = 0; i < length; i++) {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    text += String.fromCharCode(97 + (state % 26));
+  }
+  return text;
+}
+
+function fastestMs(run: () => void, times = 2): number {
+  let best = Infinity;
+  for (let i = 0; i < times; i++) {
+    const start = performance.now();
+    run();
+    best = Math.min(best, performance.now() - start);
+  }
+  return best;
+}
+
+describe('gpt-tokenizer encodings', () => {
+  it.each(ENCODINGS)('%s tokenizes normal text exactly as gpt-tokenizer itself', async (name) => {
+    const tok = await loadTokenizer(`gpt-tokenizer:${name}`);
+    const mod = await encoding(name);
+    for (const text of NORMAL_TEXT)
+      expect(tok.encode(text)).toEqual(mod.encode(text, { disallowedSpecial: new Set() }));
+  });
+
+  it('knows its longest token, and no token of normal text is longer', async () => {
+    const tok = await loadTokenizer('gpt-tokenizer:o200k_base');
+    expect(tok.maxTokenBytes).toBe(128);
+    const ids = tok.encode(NORMAL_TEXT.join(''));
+    for (const id of new Set(ids)) expect(Buffer.byteLength(tok.decode([id]))).toBeLessThanOrEqual(tok.maxTokenBytes);
+  });
+
+  it.each([
+    ['a', 'a'],
+    ['spaces', ' '],
+    ['an emoji', '🦙'],
+  ])(
+    'tokenizes a 256 KiB run of %s quickly, never giving BPE more than MAX_RUN_LENGTH, and decodes it back',
+    async (_, unit) => {
+      const tok = await loadTokenizer('gpt-tokenizer:o200k_base');
+      const core = (await encoding('o200k_base')).default.bytePairEncodingCoreProcessor;
+      const bpe = vi.spyOn(core, 'bytePairEncode');
+      try {
+        const run = unit.repeat((256 * 1024) / Buffer.byteLength(unit));
+        const start = performance.now();
+        const ids = tok.encode(run);
+        expect(performance.now() - start).toBeLessThan(2000);
+        expect(tok.decode(ids)).toBe(run);
+        expect(bpe).toHaveBeenCalled();
+        expect(Math.max(...bpe.mock.calls.map(([piece]) => piece.length))).toBeLessThanOrEqual(MAX_RUN_LENGTH);
+      } finally {
+        bpe.mockRestore();
+      }
+    },
+  );
+
+  it('takes time linear in the length of a run (4x the letters, well under 8x the time)', async () => {
+    const tok = await loadTokenizer('gpt-tokenizer:o200k_base');
+    const short = randomLetters(64 * 1024, 1);
+    const long = randomLetters(256 * 1024, 2);
+    tok.encode(randomLetters(16 * 1024, 3)); // warm
+    const shortMs = fastestMs(() => tok.encode(short + 'x'));
+    const longMs = fastestMs(() => tok.encode(long + 'x'));
+    expect(longMs).toBeLessThan(2000);
+    expect(longMs).toBeLessThan(8 * shortMs);
+    expect(tok.decode(tok.encode(long))).toBe(long);
+  });
+
+  it('cuts a long run into parts of MAX_RUN_LENGTH tokenized on their own', async () => {
+    const tok = await loadTokenizer('gpt-tokenizer:o200k_base');
+    const run = randomLetters(3 * MAX_RUN_LENGTH, 4);
+    const parts = [0, 1, 2].map((i) => run.slice(i * MAX_RUN_LENGTH, (i + 1) * MAX_RUN_LENGTH));
+    expect(tok.encode(`Hello ${run}`)).toEqual([...tok.encode('Hello'), ...tok.encode(` ${run}`)]);
+    expect(tok.encode(run)).toEqual(parts.flatMap((p) => tok.encode(p)));
   });
 });

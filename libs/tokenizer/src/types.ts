@@ -13,6 +13,12 @@ export interface ChatMessage {
 export interface Tokenizer {
   readonly id: string;
   readonly vocabSize: number;
+  /**
+   * No token covers more UTF-8 bytes of the text than this, so a text of `b` bytes has at
+   * least `ceil(b / maxTokenBytes)` tokens: a prompt can be refused before it is tokenized.
+   * `Infinity` where the tokenizer normalizes text first and no such bound holds.
+   */
+  readonly maxTokenBytes: number;
   /** Tokens every text or chat prompt starts with: `[bos]` when the model wants BOS prepended, else `[]`. */
   readonly bosTokenIds: readonly number[];
   /** Encodes text; special-token strings in it are treated as plain text. */

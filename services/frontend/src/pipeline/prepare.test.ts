@@ -1,11 +1,12 @@
 // Stage 1: the model lookup, the chat template and tokenizing, and the one check of the
-// tokenized prompt against the model, with max_tokens resolved.
-import { describe, expect, it } from 'vitest';
+// tokenized prompt against the model, with max_tokens resolved; a prompt too long to fit is
+// refused before it is tokenized, and a large one is tokenized on a pool thread.
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { validateRequest } from '@armature/openai';
 import { RequestContext } from '@armature/runtime';
 import { FakeModelCatalog, TEST_MODEL, testModelCard } from '@armature/testing';
-import { applyChatTemplate, loadTokenizer } from '@armature/tokenizer';
-import { prepare } from './prepare.js';
+import { applyChatTemplate, loadTokenizer, TokenizePool } from '@armature/tokenizer';
+import { OFF_THREAD_PROMPT_BYTES, prepare } from './prepare.js';
 
 const CONTEXT = 64;
 const models = new FakeModelCatalog([testModelCard({ contextLength: CONTEXT })]);
@@ -83,5 +84,89 @@ describe('prepare', () => {
       param: 'max_tokens',
       message: `This model's maximum context length is ${CONTEXT} tokens; the prompt has 4, so max_tokens can be at most ${CONTEXT - 4}, not ${CONTEXT}`,
     });
+  });
+});
+
+describe('prepare: large prompts', () => {
+  const pool = new TokenizePool({ threads: 1 });
+  afterAll(() => pool.close());
+  const spiedPool = () => ({
+    encode: vi.spyOn(pool, 'encode'),
+    applyChatTemplate: vi.spyOn(pool, 'applyChatTemplate'),
+  });
+  const LARGE = 'The cat sat on the mat. 🙂 '.repeat(2000);
+  const roomy = new FakeModelCatalog([testModelCard({ contextLength: 1 << 20 })]);
+
+  it('refuses a prompt whose bytes alone need more tokens than the context, without tokenizing it', async () => {
+    const encode = vi.spyOn(tokenizer, 'encode');
+    const spies = spiedPool();
+    try {
+      const fewest = Math.ceil((1 << 20) / tokenizer.maxTokenBytes);
+      await expect(prepare(models, new RequestContext(), completion('a'.repeat(1 << 20)), pool)).rejects.toMatchObject({
+        cls: 'invalid_argument',
+        reason: 'context_length_exceeded',
+        param: 'prompt',
+        message: `This model's maximum context length is ${CONTEXT} tokens, but the prompt has at least ${fewest} tokens`,
+      });
+      const messages = [{ role: 'user', content: '🦙'.repeat(1 << 18) }];
+      await expect(prepare(models, new RequestContext(), chat({ messages }), pool)).rejects.toMatchObject({
+        cls: 'invalid_argument',
+        reason: 'context_length_exceeded',
+        param: 'messages',
+      });
+      expect(encode).not.toHaveBeenCalled();
+      expect(spies.encode).not.toHaveBeenCalled();
+      expect(spies.applyChatTemplate).not.toHaveBeenCalled();
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it('refuses at the bound exactly: the fewest tokens reaching the context', async () => {
+    const bytes = (CONTEXT - 1) * tokenizer.maxTokenBytes;
+    const atBound = completion('a'.repeat(bytes + 1));
+    await expect(prepare(models, new RequestContext(), atBound, pool)).rejects.toMatchObject({
+      message: `This model's maximum context length is ${CONTEXT} tokens, but the prompt has at least ${CONTEXT} tokens`,
+    });
+    // One byte fewer could still fit by this bound: it is tokenized, and fitToModel refuses it with its count.
+    await expect(prepare(models, new RequestContext(), completion('a'.repeat(bytes)), pool)).rejects.toMatchObject({
+      reason: 'context_length_exceeded',
+      message: expect.stringMatching(/but the prompt has \d+ tokens$/),
+    });
+  });
+
+  it('tokenizes a prompt past OFF_THREAD_PROMPT_BYTES on the pool, with the tokens of the main thread', async () => {
+    expect(Buffer.byteLength(LARGE)).toBeGreaterThan(OFF_THREAD_PROMPT_BYTES);
+    const spies = spiedPool();
+    try {
+      const text = await prepare(roomy, new RequestContext(), completion(LARGE), pool);
+      expect(text.promptIds).toEqual(tokenizer.encode(LARGE));
+      const messages = [{ role: 'user', content: LARGE }];
+      const chatted = await prepare(roomy, new RequestContext(), chat({ messages }), pool);
+      expect(chatted.promptIds).toEqual(applyChatTemplate('chatml', messages, tokenizer));
+      expect(spies.encode).toHaveBeenCalledTimes(1);
+      expect(spies.applyChatTemplate).toHaveBeenCalledTimes(1);
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it('tokenizes a small prompt on the event loop', async () => {
+    const spies = spiedPool();
+    try {
+      await prepare(roomy, new RequestContext(), completion('Hello there'), pool);
+      await prepare(roomy, new RequestContext(), chat(), pool);
+      expect(spies.encode).not.toHaveBeenCalled();
+      expect(spies.applyChatTemplate).not.toHaveBeenCalled();
+    } finally {
+      vi.restoreAllMocks();
+    }
+  });
+
+  it("stops tokenizing on the pool when the request's context is cancelled", async () => {
+    const ctx = new RequestContext();
+    const pending = prepare(roomy, ctx, completion('word '.repeat(1 << 18)), pool);
+    setTimeout(() => ctx.cancel(), 10);
+    await expect(pending).rejects.toMatchObject({ cls: 'cancelled' });
   });
 });
