@@ -52,6 +52,12 @@ describe('graph: every service kind, with typed settings', () => {
       migrationMaxSeqLen: 0,
       stallTimeoutMs: 10_000,
       acceptTimeoutMs: 3_000,
+      maxInflight: 512,
+      admissionQueue: 1024,
+      admissionTimeoutMs: 10_000,
+      maxInflightPerClient: 0,
+      bodyTimeoutMs: 30_000,
+      slowClientTimeoutMs: 30_000,
     });
     expect(frontend.env).toMatchObject({ ARMATURE_HTTP_PORT: '9001', ARMATURE_LOG_LEVEL: 'debug' });
     expect(graph.httpPort).toBe(9001);

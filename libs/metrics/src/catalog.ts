@@ -78,6 +78,22 @@ export const METRICS = {
     help: 'Requests cancelled because the client went away.',
     labels: ['model'],
   },
+  armature_frontend_admission_rejected_total: {
+    type: 'counter',
+    help: 'Requests refused at the door: queue_full and queue_timeout (503), client_limit (429).',
+    labels: ['model', 'reason'],
+  },
+  armature_frontend_admission_waiting: {
+    type: 'gauge',
+    help: 'Requests waiting for an admission slot.',
+    labels: ['model'],
+  },
+  armature_frontend_admission_wait_seconds: {
+    type: 'histogram',
+    help: 'Time admitted requests waited for a slot.',
+    labels: ['model'],
+    buckets: LATENCY_BUCKETS,
+  },
   armature_frontend_retries_total: {
     type: 'counter',
     help: 'Requests moved to another worker: kind reroute (it failed before answering) or migrate (mid-stream), by reason.',

@@ -54,6 +54,18 @@ export const ENV_CATALOG = {
     'How often the frontend moves one request to another worker after its stream broke mid-generation (the prompt plus the tokens so far are resent); 0 turns migration off (default 3).',
   ARMATURE_MIGRATION_MAX_SEQ_LEN:
     'Longest prompt + generated sequence, in tokens, that the frontend migrates; longer ones fail instead (default 0: any length).',
+  ARMATURE_MAX_INFLIGHT:
+    'Frontend admission: requests of one model running at once; more wait in the admission queue (default 512; 0: no limit).',
+  ARMATURE_ADMISSION_QUEUE:
+    'Frontend admission: requests of one model waiting for a slot; beyond it the answer is 503 overloaded with Retry-After (default 1024).',
+  ARMATURE_ADMISSION_TIMEOUT_MS:
+    'Frontend admission: longest wait for a slot before a 503 overloaded with Retry-After (default 10000).',
+  ARMATURE_MAX_INFLIGHT_PER_CLIENT:
+    'Frontend admission: requests one API key (Authorization header) may have running or waiting; beyond it the answer is 429 (default 0: no limit).',
+  ARMATURE_BODY_TIMEOUT_MS:
+    'How long the frontend waits for a request body to arrive before answering 408 (default 30000; never past ARMATURE_REQUEST_TIMEOUT_MS).',
+  ARMATURE_SLOW_CLIENT_TIMEOUT_MS:
+    'How long a streamed answer waits for a client that reads nothing (its socket buffer full) before dropping it and cancelling its request (default 30000).',
   ARMATURE_ACCEPT_TIMEOUT_MS:
     'Longest wait for a decode worker to take a Generate call (it answers with headers before queueing or prefilling); past it the worker counts as stopped or stuck and the request goes to another (default 3000; 0: no limit).',
   ARMATURE_STALL_TIMEOUT_MS:

@@ -19,6 +19,7 @@ import {
   httpStatusOf,
   openAiErrorBody,
 } from '@armature/runtime';
+import { Admission, AdmissionError } from './admission.js';
 import { observeEvents } from './event-metrics.js';
 import {
   prepare,
@@ -56,9 +57,17 @@ export interface HttpOptions {
    * Node's 300 s.
    */
   bodyTimeoutMs?: number;
+  /** Admission control (default: a gate with Admission's defaults). */
+  admission?: Admission;
+  /**
+   * How long a streamed answer waits for a client that reads nothing (its socket buffer
+   * full), ms (default 30 000); past it the client is dropped and its request cancelled.
+   */
+  slowClientTimeoutMs?: number;
 }
 
 const DEFAULT_BODY_TIMEOUT_MS = 30_000;
+const DEFAULT_SLOW_CLIENT_MS = 30_000;
 /** Retry-After of the 503 a draining frontend answers: time for a load balancer to take it out. */
 const DRAINING_RETRY_AFTER_S = 5;
 
@@ -93,8 +102,10 @@ export class FrontendHttp {
   readonly inFlight = new InFlight();
   readonly server: Server;
   private draining = false;
+  readonly admission: Admission;
 
   constructor(private readonly options: HttpOptions) {
+    this.admission = options.admission ?? new Admission();
     this.server = createServer((req, res) => {
       this.handle(req, res).catch((err: unknown) => {
         log.error('unhandled error', { err });
@@ -195,6 +206,7 @@ export class FrontendHttp {
     };
     res.on('close', onClose);
     let status = 200;
+    let releaseSlot: (() => void) | undefined;
     try {
       if (this.draining) {
         throw new HttpError(503, 'unavailable', 'draining', 'the server is shutting down', {
@@ -207,15 +219,18 @@ export class FrontendHttp {
       );
       const body = await readJsonBody(req, this.options.maxBodyBytes, bodyTimeoutMs);
       const request = validateRequest(kind, body);
-      const prepared = await prepare(this.options.upstream, ctx, request);
       modelLabel = request.model;
+      // Before anything costly (tokenizing, routing): over capacity, the answer is a quick 503.
+      releaseSlot = await this.admission.admit(request.model, clientKey(req), ctx.signal);
+      const prepared = await prepare(this.options.upstream, ctx, request);
       metrics.get('armature_frontend_inflight_requests').inc({ model: modelLabel });
       try {
         const pinned = headerValue(req, PIN_WORKER_HEADER);
         const upstream = this.options.upstream;
         const output = run({ router: upstream, workers: upstream }, this.options.pipeline, ctx, prepared, pinned);
         const events = observeEvents(metrics, request.model, started, output);
-        if (request.stream) await renderStream(prepared, events, res);
+        if (request.stream)
+          await renderStream(prepared, events, res, this.options.slowClientTimeoutMs ?? DEFAULT_SLOW_CLIENT_MS);
         else await renderUnary(prepared, events, res);
       } finally {
         metrics.get('armature_frontend_inflight_requests').dec({ model: modelLabel });
@@ -234,6 +249,7 @@ export class FrontendHttp {
         res.end();
       }
     } finally {
+      releaseSlot?.();
       res.off('close', onClose);
       ctx.dispose();
       end();
@@ -253,7 +269,17 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
 
 function sendError(res: ServerResponse, err: ArmatureError): void {
   const status = statusOf(err);
-  sendJson(res, status === 499 ? 400 : status, openAiErrorBody(err), err instanceof HttpError ? err.headers : {});
+  const headers: Record<string, string> = err instanceof HttpError ? { ...err.headers } : {};
+  // Every refusal for capacity says when to come back: 503 (the server's) and 429 (the client's own).
+  if (err instanceof AdmissionError) headers['retry-after'] = String(err.retryAfterS);
+  else if ((status === 503 || status === 429) && !headers['retry-after']) headers['retry-after'] = '1';
+  sendJson(res, status === 499 ? 400 : status, openAiErrorBody(err), headers);
+}
+
+/** Whose request this is, for the per-client limit: its API key, else one shared anonymous client. */
+function clientKey(req: IncomingMessage): string {
+  const auth = headerValue(req, 'authorization');
+  return auth ? `key:${auth}` : 'anonymous';
 }
 
 /** A client-sent header, shortened so an error never echoes a huge one back. */

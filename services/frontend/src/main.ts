@@ -8,6 +8,7 @@ import {
   installSignalHandlers,
   leaseMsFromEnv,
 } from '@armature/runtime';
+import { Admission } from './admission.js';
 import { FrontendHttp } from './http-server.js';
 import { Upstream } from './upstream.js';
 
@@ -35,6 +36,21 @@ async function main(): Promise<void> {
     },
     maxBodyBytes: settings.maxBodyBytes,
     requestTimeoutMs: settings.requestTimeoutMs,
+    bodyTimeoutMs: settings.bodyTimeoutMs,
+    slowClientTimeoutMs: settings.slowClientTimeoutMs,
+    admission: new Admission(
+      {
+        maxInflight: settings.maxInflight,
+        queueSize: settings.admissionQueue,
+        queueTimeoutMs: settings.admissionTimeoutMs,
+        maxInflightPerClient: settings.maxInflightPerClient,
+      },
+      {
+        rejected: (model, reason) => metrics.get('armature_frontend_admission_rejected_total').inc({ model, reason }),
+        waited: (model, s) => metrics.get('armature_frontend_admission_wait_seconds').observe({ model }, s),
+        depth: (model, _running, waiting) => metrics.get('armature_frontend_admission_waiting').set({ model }, waiting),
+      },
+    ),
   });
   const port = await http.listen(settings.port, host);
   const registration = await discovery.register(

@@ -11,6 +11,7 @@ import {
   type OpenAiFinishReason,
   type ResponseIdentity,
 } from '@armature/openai';
+import { ArmatureError } from '@armature/runtime';
 import type { PipelineEvent, PreparedRequest } from './pipeline/index.js';
 
 export const DECODE_WORKER_HEADER = 'x-armature-decode-worker';
@@ -54,11 +55,16 @@ export async function renderStream(
   p: PreparedRequest,
   events: AsyncIterable<PipelineEvent>,
   res: ServerResponse,
+  slowClientTimeoutMs = 30_000,
 ): Promise<void> {
   const who = identity(p);
   const chat = p.request.kind === 'chat';
-  const send = (obj: unknown): void => {
-    res.write(`data: ${JSON.stringify(obj)}\n\n`);
+  // Back-pressure: while the client's socket buffer is full, the next event is not pulled
+  // (so neither is the worker's stream); a client that reads nothing for
+  // slowClientTimeoutMs is dropped, which cancels its request.
+  const send = async (obj: unknown): Promise<void> => {
+    if (res.write(`data: ${JSON.stringify(obj)}\n\n`)) return;
+    await drained(res, slowClientTimeoutMs);
   };
   let cached = 0;
   for await (const ev of events) {
@@ -73,15 +79,15 @@ export async function renderStream(
         [DECODE_WORKER_HEADER]: ev.worker,
         ...(ev.prefillWorker ? { [PREFILL_WORKER_HEADER]: ev.prefillWorker } : {}),
       });
-      if (chat) send(chatChunk(who, { role: 'assistant', content: '' }, null));
+      if (chat) await send(chatChunk(who, { role: 'assistant', content: '' }, null));
       else if (p.request.echo && typeof p.request.prompt === 'string')
-        send(textCompletion(who, p.request.prompt, null));
+        await send(textCompletion(who, p.request.prompt, null));
     } else if (ev.type === 'text') {
-      if (ev.text) send(chat ? chatChunk(who, { content: ev.text }, null) : textCompletion(who, ev.text, null));
+      if (ev.text) await send(chat ? chatChunk(who, { content: ev.text }, null) : textCompletion(who, ev.text, null));
     } else {
-      send(chat ? chatChunk(who, {}, ev.finishReason) : textCompletion(who, '', ev.finishReason));
+      await send(chat ? chatChunk(who, {}, ev.finishReason) : textCompletion(who, '', ev.finishReason));
       if (p.request.includeUsage) {
-        send(
+        await send(
           usageChunk(
             who,
             chat ? 'chat.completion.chunk' : 'text_completion',
@@ -93,6 +99,32 @@ export async function renderStream(
   }
   res.write('data: [DONE]\n\n');
   res.end();
+}
+
+/** Resolves once the response's buffer drains; past `ms`, destroys the connection and rejects. */
+function drained(res: ServerResponse, ms: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (): void => {
+      clearTimeout(timer);
+      res.off('drain', onDrain);
+      res.off('close', onClose);
+    };
+    const onDrain = (): void => {
+      done();
+      resolve();
+    };
+    const onClose = (): void => {
+      done();
+      reject(new ArmatureError('cancelled', 'client_disconnected', 'client disconnected'));
+    };
+    const timer = setTimeout(() => {
+      done();
+      res.destroy(); // the request's context is cancelled by the close
+      reject(new ArmatureError('cancelled', 'slow_client', `the client read nothing for ${ms} ms`));
+    }, ms);
+    res.on('drain', onDrain);
+    res.on('close', onClose);
+  });
 }
 
 function identity(p: PreparedRequest): ResponseIdentity {

@@ -14,6 +14,12 @@ describe('service settings from the environment', () => {
       migrationMaxSeqLen: 0,
       stallTimeoutMs: 10_000,
       acceptTimeoutMs: 3_000,
+      maxInflight: 512,
+      admissionQueue: 1024,
+      admissionTimeoutMs: 10_000,
+      maxInflightPerClient: 0,
+      bodyTimeoutMs: 30_000,
+      slowClientTimeoutMs: 30_000,
     });
     expect(workerSettingsFromEnv({})).toEqual({
       servedModel: 'armature/mock-model',

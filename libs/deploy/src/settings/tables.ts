@@ -34,6 +34,18 @@ export interface FrontendSettings {
   stallTimeoutMs: number;
   /** Longest wait for a worker to take a call, ms (default 3000; 0: none). */
   acceptTimeoutMs: number;
+  /** Requests running at once per model (default 512; 0: no limit). */
+  maxInflight: number;
+  /** Requests waiting for an admission slot per model (default 1024). */
+  admissionQueue: number;
+  /** Longest wait for an admission slot, ms (default 10 000). */
+  admissionTimeoutMs: number;
+  /** Requests one API key may have in progress (default 0: no limit). */
+  maxInflightPerClient: number;
+  /** How long a request body may take to arrive, ms (default 30 000). */
+  bodyTimeoutMs: number;
+  /** How long a stream waits for a client that reads nothing, ms (default 30 000). */
+  slowClientTimeoutMs: number;
 }
 
 export const FRONTEND_SETTINGS: SettingsTable<FrontendSettings> = {
@@ -63,6 +75,24 @@ export const FRONTEND_SETTINGS: SettingsTable<FrontendSettings> = {
   ),
   stallTimeoutMs: unlessDefault(
     integerSetting('ARMATURE_STALL_TIMEOUT_MS', 10_000, { min: 0 }, "Longest silence in a worker's stream."),
+  ),
+  maxInflight: unlessDefault(
+    integerSetting('ARMATURE_MAX_INFLIGHT', 512, { min: 0 }, 'Requests running at once per model.'),
+  ),
+  admissionQueue: unlessDefault(
+    integerSetting('ARMATURE_ADMISSION_QUEUE', 1024, { min: 0 }, 'Requests waiting for a slot per model.'),
+  ),
+  admissionTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_ADMISSION_TIMEOUT_MS', 10_000, { min: 0 }, 'Longest wait for a slot.'),
+  ),
+  maxInflightPerClient: unlessDefault(
+    integerSetting('ARMATURE_MAX_INFLIGHT_PER_CLIENT', 0, { min: 0 }, 'Requests one API key may have in progress.'),
+  ),
+  bodyTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_BODY_TIMEOUT_MS', 30_000, { min: 1 }, 'How long a request body may take to arrive.'),
+  ),
+  slowClientTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_SLOW_CLIENT_TIMEOUT_MS', 30_000, { min: 1 }, 'How long a stream waits for a client.'),
   ),
   acceptTimeoutMs: unlessDefault(
     integerSetting('ARMATURE_ACCEPT_TIMEOUT_MS', 3_000, { min: 0 }, 'Longest wait for a worker to take a call.'),
