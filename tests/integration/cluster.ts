@@ -31,10 +31,16 @@ export interface ClusterOptions {
   decodeEnv?: Record<string, string>;
   /** Extra environment for the frontend only. */
   frontendEnv?: Record<string, string>;
+  /** Frontend replicas (default 1); replica i listens on the first one's port + i. */
+  frontends?: number;
 }
 
 export interface Cluster {
   url: string;
+  /** Every frontend replica's URL (frontend-0 first). */
+  urls: string[];
+  /** Frontend replicas by name (frontend-0, ...). */
+  frontends: Map<string, ServiceProcess>;
   discoveryDir: string;
   discovery: FileDiscovery;
   frontend: ServiceProcess;
@@ -60,7 +66,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     {
       model: MODEL,
       services: {
-        frontend: { maxBodyBytes: options.maxBodyBytes ?? 64 * 1024 },
+        frontend: { maxBodyBytes: options.maxBodyBytes ?? 64 * 1024, replicas: options.frontends ?? 1 },
         router: { replicas: options.routers ?? 1, policy: options.policy ?? 'round-robin' },
         prefill: { replicas: options.prefillWorkers ?? 0, engine, engineArgs },
         decode: { replicas: count, engine, engineArgs },
@@ -95,6 +101,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   const routers = new Map<string, ServiceProcess>(processesOf('router'));
   const router = routers.get('router-0')!;
   const frontend = running.replica('frontend-0')!.process!;
+  const frontends = new Map<string, ServiceProcess>(
+    running.list('frontend').map((r) => [r.name, r.process!] as [string, ServiceProcess]),
+  );
   const url = running.url;
   const discoveryDir = running.discoveryDir;
   const discovery = new FileDiscovery({ dir: discoveryDir, pollMs: 50 });
@@ -112,5 +121,17 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     routers.set(id, proc);
     return proc;
   };
-  return { url, discoveryDir, discovery, frontend, router, routers, workers, startRouter, stop };
+  return {
+    url,
+    urls: running.urls,
+    frontends,
+    discoveryDir,
+    discovery,
+    frontend,
+    router,
+    routers,
+    workers,
+    startRouter,
+    stop,
+  };
 }

@@ -4,6 +4,8 @@ import { compileGraph, serviceOfKind, withSettings } from './graph.js';
 import { LaunchError } from './errors.js';
 import { launch } from './launch.js';
 import { Supervisor } from './supervisor.js';
+import { defaultSettings } from './settings/setting.js';
+import { FRONTEND_SETTINGS } from './settings/tables.js';
 
 describe('graph: every service kind, with typed settings', () => {
   it('accepts a planner and an encoder with typed settings and replicas', () => {
@@ -42,23 +44,7 @@ describe('graph: every service kind, with typed settings', () => {
       { name: 't' },
     );
     const frontend = serviceOfKind(graph, 'frontend')!;
-    expect(frontend.settings).toEqual({
-      port: 9001,
-      maxBodyBytes: 4 * 1024 * 1024,
-      requestTimeoutMs: 600_000,
-      prefillTimeoutMs: 60_000,
-      routerWaitMs: 10_000,
-      migrationLimit: 3,
-      migrationMaxSeqLen: 0,
-      stallTimeoutMs: 10_000,
-      acceptTimeoutMs: 3_000,
-      maxInflight: 512,
-      admissionQueue: 1024,
-      admissionTimeoutMs: 10_000,
-      maxInflightPerClient: 0,
-      bodyTimeoutMs: 30_000,
-      slowClientTimeoutMs: 30_000,
-    });
+    expect(frontend.settings).toEqual({ ...defaultSettings(FRONTEND_SETTINGS), port: 9001 });
     expect(frontend.env).toMatchObject({ ARMATURE_HTTP_PORT: '9001', ARMATURE_LOG_LEVEL: 'debug' });
     expect(graph.httpPort).toBe(9001);
     expect(serviceOfKind(graph, 'decode')!.env).toEqual({
@@ -73,6 +59,18 @@ describe('graph: every service kind, with typed settings', () => {
     expect(() => compileGraph({ model: 'm', services: { frontend: { maxBodyBytes: 10 } } }, { name: 't' })).toThrow(
       /services\.frontend\.maxBodyBytes must be an integer in \[1024, inf\], got 10/,
     );
+  });
+
+  it('gives frontend replica i the port + i, and refuses replicas that need port 0 or past 65535', () => {
+    const graph = compileGraph({ model: 'm', services: { frontend: { port: 9100, replicas: 2 } } }, { name: 't' });
+    const sup = new Supervisor(graph);
+    expect(sup.urls).toEqual(['http://127.0.0.1:9100', 'http://127.0.0.1:9101']);
+    expect(() => compileGraph({ model: 'm', services: { frontend: { port: 0, replicas: 2 } } }, { name: 't' })).toThrow(
+      /2 frontends need ports 0\.\.1/,
+    );
+    expect(() =>
+      compileGraph({ model: 'm', services: { frontend: { port: 65535, replicas: 2 } } }, { name: 't' }),
+    ).toThrow(/replicas/);
   });
 
   it('refuses to launch a planner or an encoder before their services exist, naming them', async () => {

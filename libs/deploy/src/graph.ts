@@ -66,7 +66,9 @@ const isReplicas = (v: unknown): v is number => Number.isInteger(v) && (v as num
 /** Checks across one kind's settings that no single setting can check alone. */
 const KIND_CHECKS: { [K in ServiceKind]?: (settings: SettingsByKind[K], where: string, replicas: number) => void } = {
   frontend: (s, where, replicas) => {
-    if (replicas > 1) throw new GraphError(`${where}.replicas: one frontend per host (it binds port ${s.port})`);
+    // Replica i binds port + i (a load balancer in front spreads clients over them).
+    if (replicas > 1 && (s.port === 0 || s.port + replicas - 1 > 65535))
+      throw new GraphError(`${where}.replicas: ${replicas} frontends need ports ${s.port}..${s.port + replicas - 1}`);
   },
   router: (s, where) => {
     try {

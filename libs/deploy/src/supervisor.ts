@@ -137,8 +137,14 @@ export class Supervisor implements ScalePort {
     }
   }
 
+  /** The first frontend's URL. */
   get url(): string {
     return `http://${this.graph.host}:${this.graph.httpPort}`;
+  }
+
+  /** Every frontend replica's URL (replica i binds the graph's port + i), in replica order. */
+  get urls(): string[] {
+    return this.list('frontend').map((m) => `http://${this.graph.host}:${this.graph.httpPort + m.index}`);
   }
 
   get discoveryDir(): string {
@@ -246,8 +252,6 @@ export class Supervisor implements ScalePort {
     if (!Number.isInteger(replicas) || replicas < 0 || replicas > 256)
       throw new LaunchError(`scale ${kind}: replicas must be an integer in [0, 256], got ${replicas}`);
     if (replicas > 0) this.checkRunnable(kind);
-    if (kind === 'frontend' && replicas > 1)
-      throw new LaunchError(`scale frontend: one frontend per host (it binds port ${this.graph.httpPort})`);
     this.specOf(kind);
     const current = this.list(kind) as Member[];
     if (replicas > current.length) {
@@ -334,6 +338,7 @@ export class Supervisor implements ScalePort {
       ARMATURE_INSTANCE_ID: m.name,
       ...this.specOf(m.kind).env,
       ...this.options.envByKind?.[m.kind],
+      ...(m.kind === 'frontend' && m.index > 0 ? { ARMATURE_HTTP_PORT: String(this.graph.httpPort + m.index) } : {}),
     };
   }
 

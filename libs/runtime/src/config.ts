@@ -66,6 +66,10 @@ export const ENV_CATALOG = {
     'How long the frontend waits for a request body to arrive before answering 408 (default 30000; never past ARMATURE_REQUEST_TIMEOUT_MS).',
   ARMATURE_SLOW_CLIENT_TIMEOUT_MS:
     'How long a streamed answer waits for a client that reads nothing (its socket buffer full) before dropping it and cancelling its request (default 30000).',
+  ARMATURE_TOKENIZE_THREADS:
+    'Frontend worker threads that tokenize prompts over 16 KiB off the event loop (default 2).',
+  ARMATURE_TOKENIZE_TIMEOUT_MS:
+    'Deadline of one off-thread tokenization, waiting for a thread included; past it the request gets 504 and the thread is replaced (default 10000).',
   ARMATURE_ACCEPT_TIMEOUT_MS:
     'Longest wait for a decode worker to take a Generate call (it answers with headers before queueing or prefilling); past it the worker counts as stopped or stuck and the request goes to another (default 3000; 0: no limit).',
   ARMATURE_STALL_TIMEOUT_MS:

@@ -138,3 +138,39 @@ describe('admission over HTTP', () => {
     socket.destroy();
   });
 });
+
+describe('shutdown past the drain deadline', () => {
+  it('ends a running stream with an error event and a request not yet answered with a 503, never a reset', async () => {
+    const upstream = fakeUpstream();
+    upstream.worker.script = { tokens: [[13225], [11], [2375]], hangAfter: 1 };
+    const { http, url } = await startFrontend({ upstream });
+    try {
+      const post = (stream: boolean) =>
+        fetch(`${url}/v1/completions`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json', authorization: `Bearer ${stream}` },
+          body: JSON.stringify({ model: TEST_MODEL, prompt: 'x', max_tokens: 5, stream }),
+        });
+      const streaming = await post(true);
+      expect(streaming.status).toBe(200);
+      const reader = streaming.body!.getReader();
+      const first = new TextDecoder().decode((await reader.read()).value);
+      expect(first).toContain('data: ');
+      upstream.worker.script = { tokens: [[13225]], hangAfter: 0 };
+      const waiting = post(false);
+      await waitFor(() => http.inFlight.size === 2, 2_000, 10, 'both requests in flight');
+      expect(http.abandon()).toBe(2);
+      let rest = '';
+      for (let r = await reader.read(); !r.done; r = await reader.read()) rest += new TextDecoder().decode(r.value);
+      expect(rest).toMatch(/data: \{"error":\{[^\n]*"code":"shutting_down"/);
+      expect(rest).not.toContain('[DONE]');
+      const refused = await waiting;
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('shutting_down');
+    } finally {
+      http.server.closeAllConnections();
+      await http.close();
+    }
+  });
+});

@@ -26,6 +26,7 @@ import {
   run,
   type ModelCatalog,
   type PipelineOptions,
+  type PromptTokenizePool,
   type RouterPort,
   type ServedModel,
   type WorkerPort,
@@ -57,6 +58,8 @@ export interface HttpOptions {
    * Node's 300 s.
    */
   bodyTimeoutMs?: number;
+  /** Where large prompts are tokenized off the event loop (default: the process's shared pool). */
+  tokenizePool?: PromptTokenizePool;
   /** Admission control (default: a gate with Admission's defaults). */
   admission?: Admission;
   /**
@@ -103,6 +106,8 @@ export class FrontendHttp {
   readonly server: Server;
   private draining = false;
   readonly admission: Admission;
+  /** The requests being served, so that a shutdown past its drain deadline can end them cleanly. */
+  private readonly active = new Set<RequestContext>();
 
   constructor(private readonly options: HttpOptions) {
     this.admission = options.admission ?? new Admission();
@@ -130,6 +135,17 @@ export class FrontendHttp {
   /** /health turns 503 and new inference requests get 503 with Retry-After; /live stays 200. */
   startDraining(): void {
     this.draining = true;
+  }
+
+  /**
+   * The drain deadline passed: ends every request still running with a clean error (503
+   * before its status line, an error event then the end of a stream after it), never a reset.
+   */
+  abandon(): number {
+    const n = this.active.size;
+    const err = new ArmatureError('unavailable', 'shutting_down', 'the server is shutting down; retry the request');
+    for (const ctx of this.active) ctx.cancel(err);
+    return n;
   }
 
   async close(): Promise<void> {
@@ -198,6 +214,7 @@ export class FrontendHttp {
     let modelLabel = 'unknown';
     const end = this.inFlight.begin();
     const ctx = new RequestContext({ deadline: Date.now() + this.options.requestTimeoutMs });
+    this.active.add(ctx);
     const onClose = (): void => {
       if (!res.writableFinished) {
         metrics.get('armature_frontend_disconnects_total').inc({ model: modelLabel });
@@ -222,7 +239,7 @@ export class FrontendHttp {
       modelLabel = request.model;
       // Before anything costly (tokenizing, routing): over capacity, the answer is a quick 503.
       releaseSlot = await this.admission.admit(request.model, clientKey(req), ctx.signal);
-      const prepared = await prepare(this.options.upstream, ctx, request);
+      const prepared = await prepare(this.options.upstream, ctx, request, this.options.tokenizePool);
       metrics.get('armature_frontend_inflight_requests').inc({ model: modelLabel });
       try {
         const pinned = headerValue(req, PIN_WORKER_HEADER);
@@ -236,10 +253,15 @@ export class FrontendHttp {
         metrics.get('armature_frontend_inflight_requests').dec({ model: modelLabel });
       }
     } catch (err) {
-      const e =
-        ctx.cancelled && !(ctx.signal.reason instanceof ArmatureError && ctx.signal.reason.cls === 'deadline_exceeded')
-          ? new ArmatureError('cancelled', 'client_disconnected', 'client disconnected')
-          : asArmatureError(err);
+      // A cancellation is the client's leaving, unless the deadline or a shutdown did it.
+      const reason: unknown = ctx.signal.reason;
+      const ours =
+        reason instanceof ArmatureError && (reason.cls === 'deadline_exceeded' || reason.cls === 'unavailable');
+      const e = ctx.cancelled
+        ? ours
+          ? reason
+          : new ArmatureError('cancelled', 'client_disconnected', 'client disconnected')
+        : asArmatureError(err);
       status = statusOf(e);
       if (e.cls === 'internal') log.error('request failed', { reason: e.reason, detail: e.detail });
       if (!res.headersSent) sendError(res, e);
@@ -250,6 +272,7 @@ export class FrontendHttp {
       }
     } finally {
       releaseSlot?.();
+      this.active.delete(ctx);
       res.off('close', onClose);
       ctx.dispose();
       end();

@@ -1,6 +1,7 @@
 // The frontend process: OpenAI-compatible HTTP over the router and the workers.
 import { frontendSettingsFromEnv, processSettingsFromEnv } from '@armature/deploy/settings';
 import { MetricsRegistry } from '@armature/metrics';
+import { TokenizePool } from '@armature/tokenizer';
 import {
   createLogger,
   createShutdown,
@@ -37,6 +38,7 @@ async function main(): Promise<void> {
     maxBodyBytes: settings.maxBodyBytes,
     requestTimeoutMs: settings.requestTimeoutMs,
     bodyTimeoutMs: settings.bodyTimeoutMs,
+    tokenizePool: new TokenizePool({ threads: settings.tokenizeThreads, deadlineMs: settings.tokenizeTimeoutMs }),
     slowClientTimeoutMs: settings.slowClientTimeoutMs,
     admission: new Admission(
       {
@@ -71,6 +73,11 @@ async function main(): Promise<void> {
         await registration.unregister();
       },
       drain: () => http.inFlight.idle(),
+      abandon: async () => {
+        const n = http.abandon();
+        if (n > 0) log.warn('drain deadline passed; ended the requests still running', { requests: n });
+        await Promise.race([http.inFlight.idle(), new Promise((r) => setTimeout(r, 2_000))]);
+      },
       drainTimeoutMs,
       cleanup: async () => {
         await http.close();

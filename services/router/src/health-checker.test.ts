@@ -13,22 +13,12 @@ import {
   MemoryDiscovery,
   MemoryDiscoveryHub,
   shutdownGrpcServer,
-  type ModelCard,
 } from '@armature/runtime';
-import { waitFor } from '@armature/testing';
+import { testModelCard, waitFor } from '@armature/testing';
 import { HealthChecker } from './health-checker.js';
 import { WorkerDirectory } from './worker-directory.js';
 
-const card: ModelCard = {
-  model: 'm',
-  blockSize: 16,
-  contextLength: 4096,
-  tokenizer: 't',
-  chatTemplate: 'chatml',
-  eosTokenIds: [0],
-  engine: 'mocker',
-  kvEvents: 'none',
-};
+const card = testModelCard({ model: 'm', engine: 'mocker', kvEvents: 'none' });
 
 /** A Worker server whose Health answer the test sets: serving, draining, or none (hangs). */
 async function healthServer() {

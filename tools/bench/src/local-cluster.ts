@@ -2,7 +2,7 @@
 // workers), a router and a frontend as child processes on 127.0.0.1, found through file
 // discovery in a temp dir. Workers run the mocker unless `engine` says llamacpp. The graph
 // is compiled and launched by @armature/deploy, the launcher `armature up` uses too.
-import { compileGraph, launch, nodeArgsFromEnv, waitHealthy } from '@armature/deploy';
+import { compileGraph, launch, nodeArgsFromEnv, waitHealthy, type Supervisor } from '@armature/deploy';
 
 export interface LocalClusterOptions {
   model: string;
@@ -18,11 +18,21 @@ export interface LocalClusterOptions {
   prefillWorkers?: number;
   /** Extra router environment (for example ARMATURE_DISAGG). */
   routerEnv?: Record<string, string>;
+  /** Router replicas (default 1). */
+  routers?: number;
+  /** Extra decode-worker environment (over engineEnv). */
+  decodeEnv?: Record<string, string>;
+  /** Extra environment for every service. */
+  env?: Record<string, string>;
+  /** The GGUF file a llamacpp worker loads (default: the generated test model). */
+  modelPath?: string;
 }
 
 export interface LocalCluster {
   url: string;
   discoveryDir: string;
+  /** The replicas, to kill or stop one on purpose (bench:chaos). */
+  supervisor: Supervisor;
   stop(): Promise<void>;
 }
 
@@ -32,13 +42,17 @@ export interface LocalCluster {
  * Node.js flags in ARMATURE_BENCH_NODE_ARGS.
  */
 export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCluster> {
-  const worker = { engine: o.engine ?? 'mocker', engineArgs: o.engineArgs };
+  const worker = {
+    engine: o.engine ?? 'mocker',
+    engineArgs: o.engineArgs,
+    ...(o.modelPath ? { model: o.modelPath } : {}),
+  };
   const graph = compileGraph(
     {
       model: o.model,
       services: {
         frontend: { maxBodyBytes: o.maxBodyBytes ?? 64 << 20 },
-        router: { policy: o.policy },
+        router: { policy: o.policy, replicas: o.routers ?? 1 },
         prefill: { replicas: o.prefillWorkers ?? 0, ...worker },
         decode: { replicas: o.workers, ...worker },
       },
@@ -57,13 +71,13 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     stopOrder: 'together',
     graceMs: 5_000,
     nodeArgs: nodeArgsFromEnv(),
-    env: { ARMATURE_LOG_LEVEL: 'info' },
-    envByKind: { decode: o.engineEnv, prefill: o.engineEnv, router: o.routerEnv },
+    env: { ARMATURE_LOG_LEVEL: 'info', ...o.env },
+    envByKind: { decode: { ...o.engineEnv, ...o.decodeEnv }, prefill: o.engineEnv, router: o.routerEnv },
   });
   const stop = (): Promise<void> => cluster.stop();
   if (!(await waitHealthy(cluster.url, { timeoutMs: 30_000, pollMs: 100, workers: o.workers }))) {
     await stop();
     throw new Error('the local cluster did not become healthy in 30 s');
   }
-  return { url: cluster.url, discoveryDir: cluster.discoveryDir, stop };
+  return { url: cluster.url, discoveryDir: cluster.discoveryDir, supervisor: cluster, stop };
 }

@@ -20,6 +20,8 @@ describe('service settings from the environment', () => {
       maxInflightPerClient: 0,
       bodyTimeoutMs: 30_000,
       slowClientTimeoutMs: 30_000,
+      tokenizeThreads: 2,
+      tokenizeTimeoutMs: 10_000,
     });
     expect(workerSettingsFromEnv({})).toEqual({
       servedModel: 'armature/mock-model',

@@ -46,6 +46,10 @@ export interface FrontendSettings {
   bodyTimeoutMs: number;
   /** How long a stream waits for a client that reads nothing, ms (default 30 000). */
   slowClientTimeoutMs: number;
+  /** Threads that tokenize large prompts off the event loop (default 2). */
+  tokenizeThreads: number;
+  /** Deadline of one off-thread tokenization, ms (default 10 000). */
+  tokenizeTimeoutMs: number;
 }
 
 export const FRONTEND_SETTINGS: SettingsTable<FrontendSettings> = {
@@ -93,6 +97,12 @@ export const FRONTEND_SETTINGS: SettingsTable<FrontendSettings> = {
   ),
   slowClientTimeoutMs: unlessDefault(
     integerSetting('ARMATURE_SLOW_CLIENT_TIMEOUT_MS', 30_000, { min: 1 }, 'How long a stream waits for a client.'),
+  ),
+  tokenizeThreads: unlessDefault(
+    integerSetting('ARMATURE_TOKENIZE_THREADS', 2, { min: 1, max: 64 }, 'Threads tokenizing large prompts.'),
+  ),
+  tokenizeTimeoutMs: unlessDefault(
+    integerSetting('ARMATURE_TOKENIZE_TIMEOUT_MS', 10_000, { min: 1 }, 'Deadline of one off-thread tokenization.'),
   ),
   acceptTimeoutMs: unlessDefault(
     integerSetting('ARMATURE_ACCEPT_TIMEOUT_MS', 3_000, { min: 0 }, 'Longest wait for a worker to take a call.'),

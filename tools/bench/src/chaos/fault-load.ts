@@ -7,6 +7,12 @@ import OpenAI from 'openai';
 
 export interface FaultLoadOptions {
   url: string;
+  /**
+   * Frontend replicas to spread requests over (default [url]), as a load balancer would:
+   * request i goes to urls[i % n], and one that got nothing back because its frontend was
+   * gone or draining (connection refused or reset, 503) is sent to the next.
+   */
+  urls?: string[];
   model: string;
   /** Requests in all (default 60). */
   requests?: number;
@@ -35,6 +41,8 @@ export interface FaultRecord {
   completionTokens?: number;
   finishReason?: string | null;
   error?: string;
+  /** Times the request was sent to another frontend before it was answered. */
+  failovers?: number;
 }
 
 export interface Fault {
@@ -94,6 +102,29 @@ export async function sendSeeded(client: OpenAI, options: FaultLoadOptions, inde
   return record;
 }
 
+/** Whether a request that got nothing back may go to another frontend: its frontend was gone or leaving. */
+const frontendGone = (r: FaultRecord): boolean =>
+  r.ttftMs === undefined &&
+  /Connection error|ECONNREFUSED|ECONNRESET|socket hang up|terminated|^503\b/.test(r.error ?? '');
+
+/** One request through the frontends, as a load balancer with retries would send it. */
+async function sendBalanced(clients: OpenAI[], options: FaultLoadOptions, index: number): Promise<FaultRecord> {
+  const first = await sendSeeded(clients[index % clients.length]!, options, index);
+  let record = first;
+  for (let k = 1; k < clients.length * 2 && record.error && frontendGone(record); k++) {
+    const again = await sendSeeded(clients[(index + k) % clients.length]!, options, index);
+    // Times count from the first try, as the client saw them.
+    const offset = again.startedAt - first.startedAt;
+    record = {
+      ...again,
+      startedAt: first.startedAt,
+      ttftMs: again.ttftMs === undefined ? undefined : again.ttftMs + offset,
+      failovers: k,
+    };
+  }
+  return record;
+}
+
 /** Runs the load with the faults on their schedule; resolves when every request ended and every fault ran. */
 export async function runFaultLoad(
   options: FaultLoadOptions,
@@ -101,12 +132,11 @@ export async function runFaultLoad(
   onProgress?: (done: number, total: number) => void,
 ): Promise<{ records: FaultRecord[]; startedAt: number; faultTimes: Map<string, number> }> {
   const total = options.requests ?? 60;
-  const client = new OpenAI({
-    baseURL: `${options.url}/v1`,
-    apiKey: 'unused',
-    maxRetries: 0,
-    timeout: options.timeoutMs ?? 60_000,
-  });
+  const urls = options.urls ?? [options.url];
+  const clients = urls.map(
+    (url) =>
+      new OpenAI({ baseURL: `${url}/v1`, apiKey: 'unused', maxRetries: 0, timeout: options.timeoutMs ?? 60_000 }),
+  );
   const records: FaultRecord[] = [];
   const startedAt = Date.now();
   const faultTimes = new Map<string, number>();
@@ -119,7 +149,7 @@ export async function runFaultLoad(
   const worker = async (): Promise<void> => {
     while (next < total) {
       const index = next++;
-      records.push(await sendSeeded(client, options, index));
+      records.push(await sendBalanced(clients, options, index));
       onProgress?.(records.length, total);
     }
   };
@@ -132,7 +162,10 @@ export async function runFaultLoad(
 export interface WindowStats {
   requests: number;
   p99TtftMs: number;
+  maxTtftMs: number;
   p99GapMs: number;
+  /** The longest silence any request saw: a migrated request's pause. */
+  maxGapMs: number;
 }
 
 const p99 = (xs: number[]): number => {
@@ -141,13 +174,22 @@ const p99 = (xs: number[]): number => {
   return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))]!;
 };
 
-/** Latency of the requests that started in [from, to). */
-export function windowStats(records: FaultRecord[], from: number, to: number): WindowStats {
-  const inside = records.filter((r) => r.startedAt >= from && r.startedAt < to);
+/**
+ * Latency of the requests that started in [from, to), or (`running`) that were running at
+ * some point in it: a fault's window counts the requests it caught mid-stream.
+ */
+export function windowStats(records: FaultRecord[], from: number, to: number, running = false): WindowStats {
+  const inside = records.filter((r) =>
+    running ? r.startedAt < to && r.endedAt >= from : r.startedAt >= from && r.startedAt < to,
+  );
+  const ttfts = inside.flatMap((r) => (r.ttftMs === undefined ? [] : [r.ttftMs]));
+  const gaps = inside.flatMap((r) => r.gapsMs);
   return {
     requests: inside.length,
-    p99TtftMs: p99(inside.flatMap((r) => (r.ttftMs === undefined ? [] : [r.ttftMs]))),
-    p99GapMs: p99(inside.flatMap((r) => r.gapsMs)),
+    p99TtftMs: p99(ttfts),
+    maxTtftMs: ttfts.reduce((a, b) => Math.max(a, b), 0),
+    p99GapMs: p99(gaps),
+    maxGapMs: gaps.reduce((a, b) => Math.max(a, b), 0),
   };
 }
 

@@ -11,8 +11,10 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
-import { compileGraph, launch, waitHealthy, type Supervisor } from '@armature/deploy';
+import type { Supervisor } from '@armature/deploy';
+import { FileDiscovery } from '@armature/runtime';
 import { ensureTestModel } from '@armature/engine';
+import { startLocalCluster } from '../local-cluster.js';
 import { ProgressBar } from '../progress.js';
 import { lineChart } from '../results/line-chart.js';
 import {
@@ -82,8 +84,8 @@ function scenarios(stopMs: number, at: number): Scenario[] {
       }),
     },
     {
-      name: 'SIGTERM decode worker (drain 1 s)',
-      decodeEnv: { ARMATURE_DRAIN_TIMEOUT_MS: '1000' },
+      name: 'SIGTERM decode worker (drain 0.3 s)',
+      decodeEnv: { ARMATURE_DRAIN_TIMEOUT_MS: '300' },
       durationMs: 2_000,
       fault: (c) => ({ at, name: 'term', run: () => proc(c, 'decode-1').kill('SIGTERM') }),
     },
@@ -110,40 +112,31 @@ async function runScenario(
   modelPath: string | undefined,
 ): Promise<{ result: ScenarioResult; records: FaultRecord[]; faultAt: number }> {
   const decode = engine === 'llamacpp' ? 2 : 3;
-  const worker = {
+  const local = await startLocalCluster({
+    model: MODEL,
+    workers: decode,
+    prefillWorkers: s.prefill ?? 0,
+    routers: s.routers ?? 1,
+    policy: 'kv',
     engine,
     engineArgs: engine === 'mocker' ? { speedup: 1 } : { threads: 1, sequences: 4 },
-    ...(modelPath ? { model: modelPath } : {}),
-  };
-  const graph = compileGraph(
-    {
-      model: MODEL,
-      services: {
-        frontend: {},
-        router: { replicas: s.routers ?? 1, policy: 'kv' },
-        prefill: { replicas: s.prefill ?? 0, ...worker },
-        decode: { replicas: decode, ...worker },
-      },
-    },
-    { name: 'chaos' },
-  );
-  const cluster = await launch(graph, {
-    tempDiscoveryDir: 'armature-chaos-',
-    freePort: true,
-    out: null,
-    restart: false,
-    readiness: 'staged',
-    readyTimeoutMs: 10 * 60_000,
-    naming: 'numbered',
-    stopOrder: 'together',
-    env: { ARMATURE_LOG_LEVEL: 'warn', ARMATURE_DISCOVERY_LEASE_MS: '3000' },
-    envByKind: { decode: s.decodeEnv, router: s.routerEnv },
+    modelPath,
+    decodeEnv: s.decodeEnv,
+    routerEnv: s.routerEnv,
+    env: { ARMATURE_DISCOVERY_LEASE_MS: '3000' },
   });
+  const cluster = local.supervisor;
   try {
-    if (!(await waitHealthy(cluster.url, { timeoutMs: 60_000, pollMs: 100, workers: decode })))
-      throw new Error('the cluster did not become healthy');
     const options = { ...load, url: cluster.url, model: MODEL };
-    const fault = s.fault(cluster);
+    const scheduled = s.fault(cluster);
+    // The fault strikes once streams run on decode-1 (at `at` or later), so that it lands mid-stream.
+    const fault: Fault = {
+      ...scheduled,
+      run: async () => {
+        await untilBusy(local.discoveryDir, 'decode-1');
+        await scheduled.run();
+      },
+    };
     const bar = new ProgressBar(`${engine}: ${s.name}`);
     const { records, faultTimes } = await runFaultLoad(options, [fault], (done, total) =>
       bar.update({ done, total, failed: 0 }),
@@ -175,13 +168,33 @@ async function runScenario(
         rerouted: counterTotal(metrics, 'armature_frontend_retries_total', 'kind="reroute"'),
         matching,
         recoveryMs: recoveryMs(records, faultAt) ?? null,
-        before: windowStats(records, first, faultAt),
-        during: windowStats(records, faultAt, faultAt + s.durationMs),
+        before: windowStats(records, first + 1_000, faultAt), // past the cold start
+        during: windowStats(records, faultAt, faultAt + s.durationMs, true),
         errors: [...new Set(failed.map((r) => r.error!))].slice(0, 5),
       },
     };
   } finally {
-    await cluster.stop(5_000);
+    await local.stop();
+  }
+}
+
+/** Resolves once the worker runs requests and has streamed tokens already (or after 10 s). */
+async function untilBusy(discoveryDir: string, worker: string): Promise<void> {
+  const discovery = new FileDiscovery({ dir: discoveryDir, pollMs: 50 });
+  try {
+    for (const end = Date.now() + 10_000; Date.now() < end;) {
+      const record = (await discovery.list({ role: 'decode' })).find((r) => r.instanceId === worker);
+      if (record?.metricsAddress) {
+        const text = await (await fetch(`http://${record.metricsAddress}/metrics`)).text();
+        const streaming =
+          counterTotal(text, 'armature_worker_running_requests') > 0 &&
+          counterTotal(text, 'armature_worker_generated_tokens_total') > 40;
+        if (streaming) return;
+      }
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  } finally {
+    await discovery.close();
   }
 }
 
@@ -191,13 +204,13 @@ function markdown(results: ScenarioResult[], command: string): string {
     (r) =>
       `| ${r.engine} | ${r.name} | ${r.sent} | ${r.completed} | **${r.failed}** | ${r.migrated} | ${r.rerouted} | ` +
       `${r.matching}/${r.sent} | ${ms(r.recoveryMs)} | ${ms(r.before.p99TtftMs)} → ${ms(r.during.p99TtftMs)} | ` +
-      `${ms(r.before.p99GapMs)} → ${ms(r.during.p99GapMs)} |`,
+      `${ms(r.before.p99GapMs)} → ${ms(r.during.p99GapMs)} | ${ms(r.before.maxGapMs)} → ${ms(r.during.maxGapMs)} |`,
   );
   return [
     `Command: \`${command}\``,
     '',
-    '| engine | fault | sent | completed | failed | migrated | re-routed | text = undisturbed rerun | recovery ms | p99 TTFT ms before → during | p99 token gap ms before → during |',
-    '|---|---|---|---|---|---|---|---|---|---|---|',
+    '| engine | fault | sent | completed | failed | migrated | re-routed | text = undisturbed rerun | recovery ms | p99 TTFT ms before → during | p99 token gap ms before → during | longest token gap ms before → during |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
   ].join('\n');
