@@ -167,3 +167,33 @@ describe('chaos: a frontend SIGKILLed behind two', () => {
     expect(records.filter((r) => r.startedAt > killedAt + 50 && r.error)).toEqual([]);
   }, 90_000);
 });
+
+describe('chaos: the whole stack stopped under load', () => {
+  it('ends every request it had started with a complete answer, and refuses later ones cleanly', async () => {
+    cluster = await startCluster({
+      workers: 2,
+      policy: 'round-robin',
+      engineArgs: ENGINE,
+      stopOrder: 'frontend-first',
+    });
+    const c = cluster;
+    let stoppedAt = 0;
+    const { records } = await runFaultLoad({ ...LOAD, url: c.url, model: MODEL }, [
+      onceBusy(c, 'stop the stack', async () => {
+        stoppedAt = Date.now();
+        await c.shutdown();
+      }),
+    ]);
+    cluster = undefined; // stopped already
+    const before = records.filter((r) => r.startedAt < stoppedAt);
+    expect(before.length).toBeGreaterThan(0);
+    for (const r of before) {
+      expect(r.error, `#${r.index} was cut`).toBeUndefined();
+      expect(r.completionTokens).toBe(LOAD.maxTokens);
+    }
+    // Sent once the frontend was draining or gone: a 503 or a refused connection, never a reset mid-answer.
+    const later = records.filter((x) => x.startedAt >= stoppedAt);
+    expect(later.length).toBeGreaterThan(0);
+    for (const r of later) if (r.error) expect(r.error).toMatch(/^503|Connection error/);
+  }, 120_000);
+});

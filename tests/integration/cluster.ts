@@ -33,6 +33,8 @@ export interface ClusterOptions {
   frontendEnv?: Record<string, string>;
   /** Frontend replicas (default 1); replica i listens on the first one's port + i. */
   frontends?: number;
+  /** How stop() and shutdown() stop the replicas (default together). */
+  stopOrder?: 'frontend-first' | 'together';
 }
 
 export interface Cluster {
@@ -52,7 +54,10 @@ export interface Cluster {
   workers: Map<string, ServiceProcess>;
   /** Starts (or restarts, after it exited) router replica `id`; resolves once it is ready. */
   startRouter(id: string): Promise<ServiceProcess>;
+  /** Stops everything quickly (3 s grace each). */
   stop(): Promise<void>;
+  /** Stops everything as `armature up` does on Ctrl-C: in order, each within its drain timeout. */
+  shutdown(): Promise<void>;
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -82,7 +87,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     restart: false,
     readiness: 'ready',
     naming: 'numbered',
-    stopOrder: 'together',
+    stopOrder: options.stopOrder ?? 'together',
     env: {
       ARMATURE_DISCOVERY_LEASE_MS: String(options.leaseMs ?? 2_000),
       ARMATURE_LOG_LEVEL: 'info',
@@ -111,6 +116,10 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     await running.stop(3_000); // and removes the discovery directory
     await discovery.close();
   };
+  const shutdown = async (): Promise<void> => {
+    await running.stop();
+    await discovery.close();
+  };
   // Healthy, and every worker visible to the frontend.
   if (!(await waitHealthy(url, { timeoutMs: 15_000, pollMs: 50, workers: count }))) {
     await stop();
@@ -133,5 +142,6 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     workers,
     startRouter,
     stop,
+    shutdown,
   };
 }
