@@ -50,6 +50,8 @@ export const ENV_CATALOG = {
     'How long the router leaves out a worker that just failed a request (a broken or stalled stream), before discovery notices; 0 turns it off (default 5000).',
   ARMATURE_ROUTER_WAIT_MS:
     'How long the frontend keeps retrying a request while no router answers (all gone, or one restarting) before answering 503 no_router (default 10000).',
+  ARMATURE_WORKER_KEEPALIVE_MS:
+    "Keepalive ping interval, and timeout, of the frontend's channels to workers: a stopped or stuck worker's streams fail within about twice this, and migrate (default 2000).",
   ARMATURE_MIGRATION_LIMIT:
     'How often the frontend moves one request to another worker after its stream broke mid-generation (the prompt plus the tokens so far are resent); 0 turns migration off (default 3).',
   ARMATURE_MIGRATION_MAX_SEQ_LEN:

@@ -20,7 +20,10 @@ async function main(): Promise<void> {
   const { host, instanceId, drainTimeoutMs } = processSettingsFromEnv('frontend');
   const settings = frontendSettingsFromEnv();
   const discovery = discoveryFromEnv();
-  const upstream = new Upstream(discovery, { routerWaitMs: settings.routerWaitMs });
+  const upstream = new Upstream(discovery, {
+    routerWaitMs: settings.routerWaitMs,
+    workerKeepaliveMs: settings.workerKeepaliveMs,
+  });
   upstream.start();
   const metrics = new MetricsRegistry();
   const http = new FrontendHttp({

@@ -27,15 +27,14 @@ import type { ModelCatalog, RouterPort, ServedModel, WorkerPort, WorkerStream } 
 const log = createLogger('frontend/upstream');
 
 /**
- * Worker channels ping every 2 s and give up 2 s after an unanswered ping: a worker that is
- * stopped (SIGSTOP) or whose event loop is stuck fails its streams within ~4 s, and its
- * requests move on, instead of waiting for its discovery lease.
+ * Worker channels ping every `keepaliveMs` (default 2 s) and give up as long after an
+ * unanswered ping: a worker that is stopped (SIGSTOP) or whose event loop is stuck fails
+ * its streams within ~2 × keepaliveMs, and its requests move on, instead of waiting for
+ * its discovery lease.
  */
-export const WORKER_CHANNEL_OPTIONS = {
-  ...CLIENT_CHANNEL_OPTIONS,
-  'grpc.keepalive_time_ms': 2_000,
-  'grpc.keepalive_timeout_ms': 2_000,
-};
+export function workerChannelOptions(keepaliveMs = 2_000): typeof CLIENT_CHANNEL_OPTIONS {
+  return { ...CLIENT_CHANNEL_OPTIONS, 'grpc.keepalive_time_ms': keepaliveMs, 'grpc.keepalive_timeout_ms': keepaliveMs };
+}
 
 /** Router answers that mean "ask another router": it is gone or leaving. */
 const ROUTER_GONE = new Set(['grpc_unavailable', 'router_shutting_down', 'no_router']);
@@ -46,6 +45,8 @@ export interface UpstreamOptions {
    * ms (default 10 000); within it, a router that comes back takes the request.
    */
   routerWaitMs?: number;
+  /** Keepalive ping interval (and timeout) of worker channels, ms (default 2000). */
+  workerKeepaliveMs?: number;
 }
 
 export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
@@ -59,12 +60,14 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
   private readonly routedBy = new Map<string, RouterClient>();
 
   private readonly routerWaitMs: number;
+  private readonly workerChannel: typeof CLIENT_CHANNEL_OPTIONS;
 
   constructor(
     private readonly discovery: Discovery,
     options: UpstreamOptions = {},
   ) {
     this.routerWaitMs = options.routerWaitMs ?? 10_000;
+    this.workerChannel = workerChannelOptions(options.workerKeepaliveMs);
   }
 
   start(): void {
@@ -122,7 +125,7 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
   private worker(address: string): WorkerClient {
     let c = this.workerClients.get(address);
     if (!c) {
-      c = new WorkerClient(address, insecureCredentials(), WORKER_CHANNEL_OPTIONS);
+      c = new WorkerClient(address, insecureCredentials(), this.workerChannel);
       this.workerClients.set(address, c);
     }
     return c;

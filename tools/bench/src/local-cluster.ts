@@ -20,6 +20,8 @@ export interface LocalClusterOptions {
   routerEnv?: Record<string, string>;
   /** Router replicas (default 1). */
   routers?: number;
+  /** Frontend replicas (default 1); replica i listens on the first one's port + i. */
+  frontends?: number;
   /** Extra decode-worker environment (over engineEnv). */
   decodeEnv?: Record<string, string>;
   /** Extra environment for every service. */
@@ -30,6 +32,8 @@ export interface LocalClusterOptions {
 
 export interface LocalCluster {
   url: string;
+  /** Every frontend replica's URL. */
+  urls: string[];
   discoveryDir: string;
   /** The replicas, to kill or stop one on purpose (bench:chaos). */
   supervisor: Supervisor;
@@ -51,7 +55,7 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     {
       model: o.model,
       services: {
-        frontend: { maxBodyBytes: o.maxBodyBytes ?? 64 << 20 },
+        frontend: { maxBodyBytes: o.maxBodyBytes ?? 64 << 20, replicas: o.frontends ?? 1 },
         router: { policy: o.policy, replicas: o.routers ?? 1 },
         prefill: { replicas: o.prefillWorkers ?? 0, ...worker },
         decode: { replicas: o.workers, ...worker },
@@ -79,5 +83,5 @@ export async function startLocalCluster(o: LocalClusterOptions): Promise<LocalCl
     await stop();
     throw new Error('the local cluster did not become healthy in 30 s');
   }
-  return { url: cluster.url, discoveryDir: cluster.discoveryDir, supervisor: cluster, stop };
+  return { url: cluster.url, urls: cluster.urls, discoveryDir: cluster.discoveryDir, supervisor: cluster, stop };
 }

@@ -10,6 +10,7 @@ describe('service settings from the environment', () => {
       requestTimeoutMs: 600_000,
       prefillTimeoutMs: 60_000,
       routerWaitMs: 10_000,
+      workerKeepaliveMs: 2_000,
       migrationLimit: 3,
       migrationMaxSeqLen: 0,
       stallTimeoutMs: 10_000,

@@ -26,6 +26,8 @@ export interface FrontendSettings {
   prefillTimeoutMs: number;
   /** How long a request waits for a router when none answers, ms (default 10 000). */
   routerWaitMs: number;
+  /** Keepalive ping interval and timeout of the channels to workers, ms (default 2000). */
+  workerKeepaliveMs: number;
   /** Times one request may move to another worker mid-stream (default 3; 0: off). */
   migrationLimit: number;
   /** Longest prompt + output that migrates, tokens (default 0: any). */
@@ -70,6 +72,9 @@ export const FRONTEND_SETTINGS: SettingsTable<FrontendSettings> = {
   ),
   routerWaitMs: unlessDefault(
     integerSetting('ARMATURE_ROUTER_WAIT_MS', 10_000, { min: 0 }, 'How long a request waits for a router.'),
+  ),
+  workerKeepaliveMs: unlessDefault(
+    integerSetting('ARMATURE_WORKER_KEEPALIVE_MS', 2_000, { min: 100 }, 'Keepalive of the channels to workers.'),
   ),
   migrationLimit: unlessDefault(
     integerSetting('ARMATURE_MIGRATION_LIMIT', 3, { min: 0, max: 100 }, 'Mid-stream migrations per request.'),

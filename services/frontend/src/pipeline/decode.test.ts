@@ -127,4 +127,9 @@ describe('onDecodeFailure', () => {
     const invalid = new ArmatureError('invalid_argument', 'invalid_request', 'bad');
     expect(onDecodeFailure(invalid, 'decode-1', midStream)).toBe(invalid);
   });
+
+  it('calls a message gRPC could not encode an internal error, neither retried nor blamed on the worker', () => {
+    const codec = new ArmatureError('internal', 'grpc_internal', 'Request message serialization failure: bad uint32');
+    expect(onDecodeFailure(codec, 'decode-1', fresh)).toMatchObject({ cls: 'internal', reason: 'encode_failed' });
+  });
 });

@@ -162,10 +162,17 @@ export interface DecodeFailure {
   cancelled: boolean;
 }
 
+/** gRPC's answer when this process could not encode or decode a message: our bug, not the worker's. */
+const CODEC_FAILURE = /(serialization|deserialization) failure/i;
+
 /** Whether a worker's failure says nothing about the request itself: another worker may serve it. */
 export function isRetryable(e: ArmatureError): boolean {
   // grpc_internal is a transport failure (a reset stream); the worker's own `internal` answers are not retried.
-  return e.cls === 'unavailable' || e.reason === 'grpc_internal';
+  return e.cls === 'unavailable' || (e.reason === 'grpc_internal' && !isCodecFailure(e));
+}
+
+function isCodecFailure(e: ArmatureError): boolean {
+  return e.reason === 'grpc_internal' && CODEC_FAILURE.test(`${e.message} ${e.detail ?? ''}`);
 }
 
 /**
@@ -181,6 +188,13 @@ export function onDecodeFailure(
   onExhausted?: (kind: RetryKind, reason: string) => void,
 ): RetryKind | ArmatureError {
   const e = asArmatureError(err);
+  if (isCodecFailure(e)) {
+    // A message that cannot be encoded is the frontend's failure: a 500, never a worker outage.
+    return new ArmatureError('internal', 'encode_failed', 'the request could not be encoded for the worker', {
+      detail: e.detail ?? e.message,
+      cause: e,
+    });
+  }
   const retryable = isRetryable(e) && !state.pinned && !state.cancelled;
   if (retryable) {
     const kind: RetryKind = state.sentAnything ? 'migrate' : 'reroute';

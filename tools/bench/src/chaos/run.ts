@@ -35,6 +35,7 @@ interface Scenario {
   name: string;
   prefill?: number;
   routers?: number;
+  frontends?: number;
   decodeEnv?: Record<string, string>;
   routerEnv?: Record<string, string>;
   /** How long the fault lasts (the window its latency is measured in), ms. */
@@ -50,6 +51,8 @@ export interface ScenarioResult {
   failed: number;
   migrated: number;
   rerouted: number;
+  /** Requests a load balancer sent to the other frontend, their first one being gone or draining. */
+  failedOver: number;
   matching: number;
   recoveryMs: number | null;
   before: WindowStats;
@@ -96,6 +99,20 @@ function scenarios(stopMs: number, at: number): Scenario[] {
       fault: (c) => ({ at, name: 'kill router', run: () => proc(c, 'router-0').kill('SIGKILL') }),
     },
     {
+      name: 'SIGTERM one of two frontends (load balanced)',
+      frontends: 2,
+      routers: 2,
+      durationMs: 2_000,
+      fault: (c) => ({ at, name: 'term frontend', run: () => proc(c, 'frontend-1').kill('SIGTERM') }),
+    },
+    {
+      name: 'SIGKILL one of two frontends (load balanced)',
+      frontends: 2,
+      routers: 2,
+      durationMs: 2_000,
+      fault: (c) => ({ at, name: 'kill frontend', run: () => proc(c, 'frontend-1').kill('SIGKILL') }),
+    },
+    {
       name: 'SIGKILL prefill worker during KV pulls',
       prefill: 1,
       routerEnv: { ARMATURE_DISAGG: JSON.stringify({ minRemotePrefillTokens: 8 }) },
@@ -117,6 +134,7 @@ async function runScenario(
     workers: decode,
     prefillWorkers: s.prefill ?? 0,
     routers: s.routers ?? 1,
+    frontends: s.frontends ?? 1,
     policy: 'kv',
     engine,
     engineArgs: engine === 'mocker' ? { speedup: 1 } : { threads: 1, sequences: 4 },
@@ -127,7 +145,7 @@ async function runScenario(
   });
   const cluster = local.supervisor;
   try {
-    const options = { ...load, url: cluster.url, model: MODEL };
+    const options = { ...load, url: cluster.url, urls: local.urls, model: MODEL };
     const scheduled = s.fault(cluster);
     // The fault strikes once streams run on decode-1 (at `at` or later), so that it lands mid-stream.
     const fault: Fault = {
@@ -166,6 +184,7 @@ async function runScenario(
         failed: failed.length,
         migrated: counterTotal(metrics, 'armature_frontend_retries_total', 'kind="migrate"'),
         rerouted: counterTotal(metrics, 'armature_frontend_retries_total', 'kind="reroute"'),
+        failedOver: records.filter((r) => (r.failovers ?? 0) > 0).length,
         matching,
         recoveryMs: recoveryMs(records, faultAt) ?? null,
         before: windowStats(records, first + 1_000, faultAt), // past the cold start
@@ -202,15 +221,15 @@ function markdown(results: ScenarioResult[], command: string): string {
   const ms = (v: number | null): string => (v === null ? 'n/a' : `${Math.round(v)}`);
   const rows = results.map(
     (r) =>
-      `| ${r.engine} | ${r.name} | ${r.sent} | ${r.completed} | **${r.failed}** | ${r.migrated} | ${r.rerouted} | ` +
+      `| ${r.engine} | ${r.name} | ${r.sent} | ${r.completed} | **${r.failed}** | ${r.migrated} | ${r.rerouted} | ${r.failedOver} | ` +
       `${r.matching}/${r.sent} | ${ms(r.recoveryMs)} | ${ms(r.before.p99TtftMs)} → ${ms(r.during.p99TtftMs)} | ` +
       `${ms(r.before.p99GapMs)} → ${ms(r.during.p99GapMs)} | ${ms(r.before.maxGapMs)} → ${ms(r.during.maxGapMs)} |`,
   );
   return [
     `Command: \`${command}\``,
     '',
-    '| engine | fault | sent | completed | failed | migrated | re-routed | text = undisturbed rerun | recovery ms | p99 TTFT ms before → during | p99 token gap ms before → during | longest token gap ms before → during |',
-    '|---|---|---|---|---|---|---|---|---|---|---|---|',
+    '| engine | fault | sent | completed | failed | migrated | re-routed | failed over | text = undisturbed rerun | recovery ms | p99 TTFT ms before → during | p99 token gap ms before → during | longest token gap ms before → during |',
+    '|---|---|---|---|---|---|---|---|---|---|---|---|---|',
     ...rows,
     '',
   ].join('\n');
@@ -254,11 +273,13 @@ async function main(): Promise<void> {
     });
   }
   await mkdir(values.out!, { recursive: true });
+  // A subset (--only) is written beside the full run, not over it.
+  const stem = values.only ? `faults-${engine}-${values.only.replace(/[^a-z0-9]+/gi, '-')}` : `faults-${engine}`;
   const command = `npm run bench:chaos -- ${process.argv.slice(2).join(' ')}`.trim();
-  await writeFile(join(values.out!, `faults-${engine}.json`), JSON.stringify({ command, results }, null, 2));
-  await writeFile(join(values.out!, `faults-${engine}.md`), markdown(results, command));
+  await writeFile(join(values.out!, `${stem}.json`), JSON.stringify({ command, results }, null, 2));
+  await writeFile(join(values.out!, `${stem}.md`), markdown(results, command));
   await writeFile(
-    join(values.out!, `faults-${engine}-ttft.svg`),
+    join(values.out!, `${stem}-ttft.svg`),
     lineChart({
       title: `TTFT of each request by its start, relative to the fault (${engine})`,
       xLabel: 'request start - fault time (s)',
