@@ -21,6 +21,30 @@ const BANDWIDTH_BUCKETS = [1e6, 1e7, 1e8, 2.5e8, 5e8, 1e9, 2.5e9, 5e9, 1e10, 2.5
 const TOKEN_BUCKETS = [1, 16, 64, 256, 1024, 4096, 16384, 65536, 131072] as const;
 
 export const METRICS = {
+  // every process
+  armature_build_info: {
+    type: 'gauge',
+    help: 'Always 1: the service, its Armature version and Node.js version.',
+    labels: ['service', 'version', 'node'],
+  },
+  armature_process_resident_memory_bytes: { type: 'gauge', help: 'Resident set size.', labels: [] },
+  armature_process_heap_used_bytes: { type: 'gauge', help: 'V8 heap in use.', labels: [] },
+  armature_process_cpu_seconds_total: {
+    type: 'counter',
+    help: 'CPU time the process used (user + system).',
+    labels: [],
+  },
+  armature_process_event_loop_lag_seconds: {
+    type: 'gauge',
+    help: 'Event-loop delay since the last scrape: p50, p99 and max (a blocked loop shows as a large max).',
+    labels: ['stat'],
+  },
+  armature_process_gc_pause_seconds: {
+    type: 'histogram',
+    help: 'Garbage-collection pauses, by kind (minor, major, incremental, weakcb).',
+    labels: ['kind'],
+    buckets: FAST_BUCKETS,
+  },
   // frontend
   armature_frontend_requests_total: {
     type: 'counter',

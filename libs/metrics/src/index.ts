@@ -1,2 +1,3 @@
 export * from './catalog.js';
 export * from './registry.js';
+export * from './process-metrics.js';

@@ -18,6 +18,12 @@ export type Labels<N extends MetricName> = LabelValues<LabelsOf<N>>;
 export class MetricsRegistry {
   readonly registry = new Registry();
   private readonly made = new Map<MetricName, Counter | Gauge | Histogram>();
+  private readonly collectors: Array<() => void> = [];
+
+  /** Runs `collect` before every exposition (gauges read at scrape time: memory, event-loop lag). */
+  onCollect(collect: () => void): void {
+    this.collectors.push(collect);
+  }
 
   /** The catalog metric `name`, created on first use. */
   get<N extends MetricName>(name: N): MetricOf<N> {
@@ -38,6 +44,7 @@ export class MetricsRegistry {
 
   /** Prometheus text exposition. */
   expose(): Promise<string> {
+    for (const collect of this.collectors) collect();
     return this.registry.metrics();
   }
 

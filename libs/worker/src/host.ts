@@ -7,7 +7,7 @@ import { processSettingsFromEnv, workerSettingsFromEnv, type WorkerSettings } fr
 import { WorkerClient, WorkerService as WorkerGrpcService } from '@armature/proto';
 import { createLlamaCppEngine, createMockerEngine, type Engine } from '@armature/engine';
 import { encodeBody, LOAD_TOPIC, ZmqEventPlane, type LoadMessage } from '@armature/event-plane';
-import { MetricsRegistry, serveMetrics } from '@armature/metrics';
+import { MetricsRegistry, startProcessMetrics, serveMetrics } from '@armature/metrics';
 import {
   bindGrpcServer,
   CLIENT_CHANNEL_OPTIONS,
@@ -64,6 +64,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   const publisher = await eventPlane.createPublisher({ host });
   const kvLog = new KvEventLog(publisher);
   const metrics = new MetricsRegistry();
+  startProcessMetrics(metrics, { service: role });
 
   // The KV cache lives in a region of the transfer agent, so peers can pull from it.
   let agent: TransferAgent | undefined;

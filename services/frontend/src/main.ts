@@ -1,6 +1,6 @@
 // The frontend process: OpenAI-compatible HTTP over the router and the workers.
 import { frontendSettingsFromEnv, processSettingsFromEnv } from '@armature/deploy/settings';
-import { MetricsRegistry } from '@armature/metrics';
+import { MetricsRegistry, startProcessMetrics } from '@armature/metrics';
 import { TokenizePool } from '@armature/tokenizer';
 import {
   createLogger,
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
   });
   upstream.start();
   const metrics = new MetricsRegistry();
+  startProcessMetrics(metrics, { service: 'frontend' });
   const http = new FrontendHttp({
     upstream,
     metrics,

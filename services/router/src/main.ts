@@ -3,7 +3,7 @@
 // state before scoring it), shares active load with its replicas, and registers itself.
 import { RouterService } from '@armature/proto';
 import { KV_TOPIC, ZmqEventPlane } from '@armature/event-plane';
-import { MetricsRegistry, serveMetrics } from '@armature/metrics';
+import { MetricsRegistry, startProcessMetrics, serveMetrics } from '@armature/metrics';
 import { processSettingsFromEnv, routerSettingsFromEnv } from '@armature/deploy/settings';
 import { createPolicy, KvRouter } from '@armature/router-core';
 import {
@@ -49,6 +49,7 @@ async function main(): Promise<void> {
   const eventPlane = new ZmqEventPlane();
   const publisher = await eventPlane.createPublisher({ host });
   const metrics = new MetricsRegistry();
+  startProcessMetrics(metrics, { service: 'router' });
   // One view of the cluster: the workers (their load and KV events) and the other routers.
   const workers = new WorkerDirectory(discovery, eventPlane, {
     roles: ['decode', 'prefill', 'router'],
