@@ -82,6 +82,8 @@ export const ENV_CATALOG = {
   ARMATURE_MAX_BODY_BYTES: 'Largest HTTP request body the frontend accepts (default 4194304).',
   ARMATURE_REQUEST_TIMEOUT_MS: 'Frontend deadline for one request (default 600000).',
   ARMATURE_LOG_LEVEL: 'debug, info, warn or error (default info).',
+  ARMATURE_LOG_FORMAT:
+    'text (one human-readable line per record) or json (one JSON object per line: time, level, service, instance, component, msg, request_id, fields) (default text).',
   ARMATURE_PLANNER_SLO_TTFT_MS:
     'Planner (no service yet): time-to-first-token target the prefill pool is sized for, ms (default 500).',
   ARMATURE_PLANNER_SLO_ITL_MS:

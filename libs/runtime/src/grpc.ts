@@ -1,5 +1,6 @@
 // Small helpers shared by every gRPC server and client in Armature.
-import { Server, ServerCredentials, credentials, type ChannelOptions } from '@grpc/grpc-js';
+import { Metadata, Server, ServerCredentials, credentials, type ChannelOptions } from '@grpc/grpc-js';
+import { currentLogContext, withLogContext } from './log.js';
 
 /** Channel options every client uses: fail fast, keep idle connections alive. */
 export const CLIENT_CHANNEL_OPTIONS: ChannelOptions = {
@@ -40,4 +41,36 @@ export function shutdownGrpcServer(server: Server, graceMs = 1_000): Promise<voi
       resolve();
     });
   });
+}
+
+/** gRPC metadata key that carries the request id from the frontend into every service it calls. */
+export const REQUEST_ID_KEY = 'x-request-id';
+
+/** Metadata for a call made while serving a request: its request id, for the callee's logs. */
+export function requestMetadata(): Metadata {
+  const md = new Metadata();
+  const id = currentLogContext()?.requestId;
+  if (id) md.set(REQUEST_ID_KEY, id);
+  return md;
+}
+
+type AnyHandler = (call: { metadata?: Metadata }, ...rest: never[]) => unknown;
+
+/**
+ * Wraps each gRPC handler so that what it logs (and everything it starts) carries the
+ * caller's request id from the call's metadata.
+ */
+export function withRequestIds<T extends object>(handlers: T): T {
+  const out: Record<string, unknown> = {};
+  for (const [name, handler] of Object.entries(handlers)) {
+    out[name] =
+      typeof handler !== 'function'
+        ? handler
+        : (call: { metadata?: Metadata }, ...rest: never[]) => {
+            const id = call?.metadata?.get(REQUEST_ID_KEY)[0];
+            const run = (): unknown => (handler as AnyHandler)(call, ...rest);
+            return typeof id === 'string' && id ? withLogContext({ requestId: id }, run) : run();
+          };
+  }
+  return out as T;
 }

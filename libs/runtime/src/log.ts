@@ -1,5 +1,11 @@
-// Minimal structured logging to stderr: one line per record, `level component message {fields}`.
+// Structured logging to stderr, one line per record: `time level [component] message {fields}`
+// by default, or one JSON object per line with ARMATURE_LOG_FORMAT=json (time, level,
+// service, instance, component, msg, request_id, fields). A record written while serving
+// a request carries its request id (the client's x-request-id, or one the frontend made),
+// taken from the async context, so one id joins the lines of every process it crossed.
 // Services log for operators; client-visible text goes through errors.ts instead.
+import { AsyncLocalStorage } from 'node:async_hooks';
+
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
 const ORDER: Record<LogLevel, number> = { debug: 10, info: 20, warn: 30, error: 40 };
 
@@ -14,6 +20,32 @@ export interface Logger {
 let threshold: LogLevel = (process.env.ARMATURE_LOG_LEVEL as LogLevel | undefined) ?? 'info';
 if (!(threshold in ORDER)) threshold = 'info';
 
+const json = process.env.ARMATURE_LOG_FORMAT === 'json';
+const identity: { service?: string; instance?: string } = {};
+
+/** Names the process in every JSON record (its service kind and instance id). */
+export function setLogIdentity(service: string, instance: string): void {
+  identity.service = service;
+  identity.instance = instance;
+}
+
+/** What a record written inside a request says about it. */
+export interface LogContext {
+  requestId: string;
+}
+
+const scope = new AsyncLocalStorage<LogContext>();
+
+/** Runs `fn` with `context` attached to every record it (and what it starts) writes. */
+export function withLogContext<T>(context: LogContext, fn: () => T): T {
+  return scope.run(context, fn);
+}
+
+/** The request being served here, if any. */
+export function currentLogContext(): LogContext | undefined {
+  return scope.getStore();
+}
+
 /** Sets the process-wide log level (default from ARMATURE_LOG_LEVEL, else info). */
 export function setLogLevel(level: LogLevel): void {
   threshold = level;
@@ -23,10 +55,25 @@ export function setLogLevel(level: LogLevel): void {
 export function createLogger(component: string): Logger {
   const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[level] < ORDER[threshold]) return;
-    const extra = fields && Object.keys(fields).length > 0 ? ' ' + safeJson(fields) : '';
-    process.stderr.write(
-      `${new Date().toISOString()} ${level.toUpperCase().padEnd(5)} [${component}] ${msg}${extra}\n`,
-    );
+    const requestId = scope.getStore()?.requestId;
+    const time = new Date().toISOString();
+    if (json) {
+      const record = {
+        time,
+        level,
+        service: identity.service,
+        instance: identity.instance,
+        component,
+        msg,
+        ...(requestId ? { request_id: requestId } : {}),
+        ...fields,
+      };
+      process.stderr.write(`${safeJson(record)}\n`);
+      return;
+    }
+    const all = requestId ? { request_id: requestId, ...fields } : fields;
+    const extra = all && Object.keys(all).length > 0 ? ' ' + safeJson(all) : '';
+    process.stderr.write(`${time} ${level.toUpperCase().padEnd(5)} [${component}] ${msg}${extra}\n`);
   };
   return {
     debug: (m, f) => write('debug', m, f),

@@ -18,7 +18,9 @@ import {
   insecureCredentials,
   installSignalHandlers,
   leaseMsFromEnv,
+  setLogIdentity,
   shutdownGrpcServer,
+  withRequestIds,
   type Watch,
 } from '@armature/runtime';
 import {
@@ -54,6 +56,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   const log = createLogger(role);
   // Typed and checked through @armature/deploy's tables: the defaults the graph compiles with.
   const { host, instanceId, grpcPort, metricsPort, drainTimeoutMs } = processSettingsFromEnv(role);
+  setLogIdentity(role, instanceId);
   const settings = workerSettingsFromEnv();
   const model = settings.servedModel;
   const engine = await createEngine(settings);
@@ -163,7 +166,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
     puller,
   });
   const server = createGrpcServer();
-  server.addService(WorkerGrpcService, service.handlers());
+  server.addService(WorkerGrpcService, withRequestIds(service.handlers()));
   const port = await bindGrpcServer(server, host, grpcPort);
   service.grpcAddress = `${host}:${port}`;
   const metricsServer = await serveMetrics(metrics, host, metricsPort);

@@ -147,6 +147,7 @@ export class WorkerService {
       this.running.delete(evict);
       if (evicted) finish = 'evicted';
       else if (abort.signal.aborted) finish = 'cancelled';
+      log.debug('generate done', { routeId: call.request.requestId, finish });
       this.options.metrics.get('armature_worker_requests_total').inc({ model, finish_reason: finish ?? 'cancelled' });
       call.off('cancelled', onCancel);
       end();

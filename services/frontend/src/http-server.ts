@@ -6,6 +6,7 @@
 // methods (405 with Allow), a body must be identity-encoded UTF-8 application/json (415
 // otherwise), arrive within a deadline (408) and fit the size limit (413), and even the
 // requests Node's parser refuses itself (400, 431) get a JSON body.
+import { randomUUID } from 'node:crypto';
 import type { Duplex } from 'node:stream';
 import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { validateRequest } from '@armature/openai';
@@ -17,6 +18,7 @@ import {
   asArmatureError,
   createLogger,
   httpStatusOf,
+  withLogContext,
   openAiErrorBody,
 } from '@armature/runtime';
 import { Admission, AdmissionError } from './admission.js';
@@ -36,6 +38,8 @@ import { renderStream, renderUnary, sendJson } from './render.js';
 const log = createLogger('frontend/http');
 
 export { DECODE_WORKER_HEADER, PREFILL_WORKER_HEADER } from './render.js';
+/** The request's id, echoed or made; it joins the logs of every process that served the request. */
+export const REQUEST_ID_HEADER = 'x-request-id';
 /** Pins a request to one worker (tests, debugging). */
 export const PIN_WORKER_HEADER = 'x-armature-worker-id';
 
@@ -207,7 +211,16 @@ export class FrontendHttp {
     sendJson(res, 200, { object: 'list', data });
   }
 
-  private async inference(kind: 'chat' | 'completion', req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private inference(kind: 'chat' | 'completion', req: IncomingMessage, res: ServerResponse): Promise<void> {
+    // The client's x-request-id when it is a sane token, else a fresh one: in the response,
+    // and in the logs of every process the request reaches (gRPC metadata).
+    const given = headerValue(req, REQUEST_ID_HEADER);
+    const requestId = given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+    res.setHeader(REQUEST_ID_HEADER, requestId);
+    return withLogContext({ requestId }, () => this.serve(kind, req, res));
+  }
+
+  private async serve(kind: 'chat' | 'completion', req: IncomingMessage, res: ServerResponse): Promise<void> {
     const endpoint = kind === 'chat' ? 'chat_completions' : 'completions';
     const started = performance.now();
     const metrics = this.options.metrics;
@@ -271,6 +284,7 @@ export class FrontendHttp {
         res.end();
       }
     } finally {
+      log.debug('request done', { status, model: modelLabel, ms: Math.round(performance.now() - started) });
       releaseSlot?.();
       this.active.delete(ctx);
       res.off('close', onClose);

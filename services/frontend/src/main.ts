@@ -8,6 +8,7 @@ import {
   discoveryFromEnv,
   installSignalHandlers,
   leaseMsFromEnv,
+  setLogIdentity,
 } from '@armature/runtime';
 import { Admission } from './admission.js';
 import { FrontendHttp } from './http-server.js';
@@ -18,6 +19,7 @@ const log = createLogger('frontend');
 async function main(): Promise<void> {
   // Typed and checked through @armature/deploy's tables: the defaults the graph compiles with.
   const { host, instanceId, drainTimeoutMs } = processSettingsFromEnv('frontend');
+  setLogIdentity('frontend', instanceId);
   const settings = frontendSettingsFromEnv();
   const discovery = discoveryFromEnv();
   const upstream = new Upstream(discovery, {

@@ -2,7 +2,6 @@
 // and one gRPC client per worker address. It implements the pipeline's ports over gRPC
 // (RouterPort, WorkerPort, ModelCatalog) and decides nothing about requests.
 import { loadTokenizer } from '@armature/tokenizer';
-import { Metadata } from '@grpc/grpc-js';
 import {
   RouterClient,
   WorkerClient,
@@ -18,6 +17,7 @@ import {
   asArmatureError,
   createLogger,
   insecureCredentials,
+  requestMetadata,
   type Discovery,
   type InstanceRecord,
   type Watch,
@@ -153,7 +153,7 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
     for (let pause = 50; ; pause = Math.min(pause * 2, 500)) {
       for (const client of this.pickRouters()) {
         try {
-          const res = await unaryCall<RouteResponse>((cb) => client.route(req, cb), signal);
+          const res = await unaryCall<RouteResponse>((cb) => client.route(req, requestMetadata(), cb), signal);
           this.routedBy.set(req.requestId, client);
           return res;
         } catch (err) {
@@ -173,7 +173,7 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
 
   /** Streams a request from a worker; aborting `signal` cancels the call. */
   generate(address: string, req: GenerateRequest, signal: AbortSignal): WorkerStream {
-    const call = this.worker(address).generate(req);
+    const call = this.worker(address).generate(req, requestMetadata());
     const accepted = new Promise<void>((resolve) => {
       call.once('metadata', () => resolve());
       call.once('status', () => resolve());
@@ -195,7 +195,7 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
   /** Runs a prompt on a prefill worker: its first token and where its KV blocks wait. */
   prefill(address: string, req: GenerateRequest, signal: AbortSignal, deadline: number): Promise<PrefillResponse> {
     const client = this.worker(address);
-    return unaryCall<PrefillResponse>((cb) => client.prefill(req, new Metadata(), { deadline }, cb), signal);
+    return unaryCall<PrefillResponse>((cb) => client.prefill(req, requestMetadata(), { deadline }, cb), signal);
   }
 
   /** Unpins a prefill's blocks that no decode worker will pull (best effort). */

@@ -14,7 +14,9 @@ import {
   discoveryFromEnv,
   installSignalHandlers,
   leaseMsFromEnv,
+  setLogIdentity,
   shutdownGrpcServer,
+  withRequestIds,
 } from '@armature/runtime';
 import { HealthChecker } from './health-checker.js';
 import { KvFeed } from './kv-feed.js';
@@ -26,6 +28,7 @@ const log = createLogger('router');
 
 async function main(): Promise<void> {
   const { host, instanceId, grpcPort, metricsPort } = processSettingsFromEnv('router');
+  setLogIdentity('router', instanceId);
   // Typed, checked as the graph checks them, defaults from @armature/deploy's settings table.
   const settings = routerSettingsFromEnv();
   const policyId = settings.policy;
@@ -85,7 +88,7 @@ async function main(): Promise<void> {
   health.start();
 
   const server = createGrpcServer();
-  server.addService(RouterService, routerGrpcHandlers(router));
+  server.addService(RouterService, withRequestIds(routerGrpcHandlers(router)));
   const port = await bindGrpcServer(server, host, grpcPort);
   const metricsServer = await serveMetrics(metrics, host, metricsPort);
   const registration = await discovery.register(

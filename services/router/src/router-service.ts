@@ -190,6 +190,12 @@ export class Router {
         {
           placed: (decision) => {
             detach();
+            log.debug('routed', {
+              routeId: req.requestId,
+              decode: decision.decode.worker.instanceId,
+              prefill: decision.prefill?.worker.instanceId,
+              mode: decision.mode,
+            });
             resolve(toRouteResponse(decision));
           },
           refused: (err) => {
