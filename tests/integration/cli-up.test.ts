@@ -112,7 +112,9 @@ describe('armature up', () => {
       await writeFile(graphPath, stringify(graph));
       cli = spawnNode(join(ROOT, 'tools/cli/bin/armature.js'), ['up', graphPath], {});
       await cli.waitForOutput(/is up — OpenAI API at/, 45_000);
-      expect(cli.output()).toMatch(/prefill-0\s+\|.*worker ready.*"role":"prefill"/);
+      // `up` says it is up once the frontend is; the prefill worker may still be starting.
+      await cli.waitForOutput(/prefill-0\s+\|.*worker ready.*"role":"prefill"/, 30_000);
+      await cli.waitForOutput(/router\s+\|.*KV state loaded.*"worker":"prefill-0"/, 30_000);
 
       const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: 'unused', maxRetries: 0 });
       const ask = async (n: number) => {
