@@ -1,8 +1,10 @@
 // Every live service's /metrics against the catalog: no family the catalog lacks, and the
 // process metrics (build info, memory, CPU, event-loop lag) on each, labelled with its service.
+import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { METRICS } from '@armature/metrics';
 import { startCluster, type Cluster } from './cluster.js';
+import { promtool } from './promtool.js';
 
 let cluster: Cluster;
 beforeAll(async () => {
@@ -40,6 +42,14 @@ describe('metrics of every live service', () => {
         'armature_process_event_loop_lag_seconds{stat="max"}',
       ])
         expect(text, `${role}: ${name}`).toMatch(new RegExp(`^${name.replace(/[{}]/g, '\\$&')} [0-9.e+-]+$`, 'm'));
+    }
+  });
+
+  // promtool comes with Debian's `prometheus` package, which .ci/run installs.
+  it.skipIf(!promtool)("passes promtool check metrics on every service's exposition", async () => {
+    for (const [role, text] of await expositions()) {
+      const out = execFileSync(promtool!, ['check', 'metrics'], { input: text, encoding: 'utf8' });
+      expect(out.trim(), role).toBe('');
     }
   });
 });
