@@ -4,7 +4,10 @@
 // start (crash-loop.ts), a kill and restart for one that stops answering (liveness.ts),
 // replica counts changed at run time through the scale port, and an orderly stop (frontend
 // first, each replica given its drain timeout). It does not compile graphs or pick the
-// frontend's port and directories: graph.ts and launch.ts do.
+// frontend's port and directories: graph.ts and launch.ts do. One file past 450 lines
+// because it is one state machine (a replica's start, readiness, restart, scale and stop
+// share its members' state); the policies it applies live beside it (crash-loop.ts,
+// liveness.ts).
 import { mkdir, rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { spawnReplica, type ReplicaProcess } from '@armature/runtime';

@@ -9,3 +9,4 @@ export { SCORERS, type ScorerId } from './policies/weighted-scorers/index.js';
 export * from './disagg-router.js';
 export * from './router-core.js';
 export * from './health-options.js';
+export { DEFAULT_INHIBIT_MS, Inhibitions } from './inhibitions.js';

@@ -17,6 +17,7 @@ import { ArmatureError } from '@armature/runtime';
 import { DisaggRouter, type DisaggOptions, type DisaggOutcome } from './disagg-router.js';
 import { KvRouter, type ActiveLoadOp, type CandidateWorker } from './kv-router.js';
 import { createPolicy } from './policies/index.js';
+import { DEFAULT_INHIBIT_MS, Inhibitions } from './inhibitions.js';
 import { RouterQueue, type RouterQueueOptions } from './router-queue.js';
 
 export type WorkerRole = 'decode' | 'prefill';
@@ -103,9 +104,6 @@ export interface RouterCoreOptions {
   inhibitMs?: number;
 }
 
-/** Default of RouterCoreOptions.inhibitMs. */
-export const DEFAULT_INHIBIT_MS = 5_000;
-
 interface Waiting {
   call: RouteCall;
   promptTokens: number;
@@ -125,9 +123,7 @@ export class RouterCore {
   /** One queue per model, so a busy model never holds up another's requests. */
   private readonly queues = new Map<string, RouterQueue<Waiting>>();
   private readonly waitingIds = new Set<string>();
-  private readonly inhibitMs: number;
-  /** Inhibited workers and when their inhibition ends (epoch ms on `now`). */
-  private readonly inhibitedUntil = new Map<string, number>();
+  private readonly inhibitions: Inhibitions;
 
   constructor(options: RouterCoreOptions) {
     this.source = options.source;
@@ -135,9 +131,9 @@ export class RouterCore {
     if (options.observer) this.observers.push(options.observer);
     this.now = options.now ?? Date.now;
     this.queueOptions = options.queue;
-    this.inhibitMs = options.inhibitMs ?? DEFAULT_INHIBIT_MS;
-    if (!Number.isFinite(this.inhibitMs) || this.inhibitMs < 0)
-      throw new ArmatureError('invalid_argument', 'bad_config', `inhibitMs must be >= 0, got ${options.inhibitMs}`);
+    this.inhibitions = new Inhibitions(options.inhibitMs ?? DEFAULT_INHIBIT_MS, this.now, (worker, reason, count) =>
+      this.notify('inhibited', worker, reason, count),
+    );
     new RouterQueue(options.queue); // validates the options now rather than at the first busy moment
     const prefill = options.prefill ?? new KvRouter({ policy: createPolicy('kv'), index: this.kv.index });
     this.disagg = new DisaggRouter(prefill, this.kv, options.disagg);
@@ -242,35 +238,27 @@ export class RouterCore {
    * health check did), unless it is the only one left; a later call extends it.
    */
   inhibit(instanceId: string, reason: string): void {
-    if (this.inhibitMs === 0) return;
-    const fresh = !this.isInhibited(instanceId);
-    this.inhibitedUntil.set(instanceId, this.now() + this.inhibitMs);
-    if (fresh) this.notify('inhibited', instanceId, reason, this.inhibitedCount());
+    this.inhibitions.add(instanceId, reason);
   }
 
   /** Ends a worker's inhibition early (it answered its health check). */
   uninhibit(instanceId: string): void {
-    if (!this.inhibitedUntil.delete(instanceId)) return;
-    this.notify('inhibited', instanceId, undefined, this.inhibitedCount());
-    this.pump();
+    if (this.inhibitions.remove(instanceId)) this.pump();
   }
 
   /** Whether the worker is inhibited now. */
   isInhibited(instanceId: string): boolean {
-    const until = this.inhibitedUntil.get(instanceId);
-    return until !== undefined && until > this.now();
+    return this.inhibitions.has(instanceId);
   }
 
   /** Workers inhibited now. */
   inhibitedCount(): number {
-    let n = 0;
-    for (const id of this.inhibitedUntil.keys()) if (this.isInhibited(id)) n++;
-    return n;
+    return this.inhibitions.count();
   }
 
   /** A worker left: its predictions, load and policy state go (its indexed blocks belong to the index's feeder). */
   removeWorker(instanceId: string): void {
-    this.inhibitedUntil.delete(instanceId);
+    this.inhibitions.forget(instanceId);
     this.kv.removeWorker(instanceId);
     this.disagg.prefill.removeWorker(instanceId);
     this.notify('workerRemoved', instanceId);
@@ -338,7 +326,7 @@ export class RouterCore {
 
   /** Timeouts, lapsed inhibitions, then a retry (busy thresholds can clear without an event): what the caller's clock drives. */
   tick(): void {
-    this.lapseInhibitions();
+    this.inhibitions.lapse();
     if (this.waitingIds.size === 0) return;
     this.expire();
     this.publishDepth();
@@ -373,21 +361,6 @@ export class RouterCore {
     for (const o of this.observers) (o[hook] as ((...a: typeof args) => void) | undefined)?.call(o, ...args);
   }
 
-  private lapseInhibitions(): void {
-    for (const [id, until] of this.inhibitedUntil) {
-      if (until > this.now()) continue;
-      this.inhibitedUntil.delete(id);
-      this.notify('inhibited', id, undefined, this.inhibitedCount());
-    }
-  }
-
-  /** The workers not inhibited; all of them when every one is (an inhibited worker beats none). */
-  private uninhibited(workers: RouterCandidate[]): RouterCandidate[] {
-    if (this.inhibitedUntil.size === 0) return workers;
-    const fine = workers.filter((w) => !this.isInhibited(w.instanceId));
-    return fine.length > 0 ? fine : workers;
-  }
-
   private releasePrefill(requestId: string): string | undefined {
     const worker = this.disagg.prefill.free(requestId);
     if (worker) this.notify('prefillQueue', worker, this.disagg.prefill.active.of(worker).prefillTokens);
@@ -412,7 +385,7 @@ export class RouterCore {
     if (call.pinnedWorkerId) return [];
     // No fallback to an inhibited prefill worker: without one the request is served aggregated.
     const usable = without(this.source.candidates(call.model, 'prefill'), call.excludedWorkerIds);
-    return readyFirst(usable.filter((w) => !this.isInhibited(w.instanceId)));
+    return readyFirst(usable.filter((w) => !this.inhibitions.has(w.instanceId)));
   }
 
   /** The decode workers a request may go to now; throws `unavailable` when there are none. */
@@ -442,7 +415,7 @@ export class RouterCore {
         `no healthy worker left for model ${JSON.stringify(call.model)}`,
       );
     }
-    return readyFirst(this.uninhibited(usable));
+    return readyFirst(this.inhibitions.spare(usable));
   }
 
   private tryRoute(call: RouteCall, candidates: RouterCandidate[]): DisaggOutcome | undefined {

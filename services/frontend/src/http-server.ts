@@ -5,10 +5,10 @@
 // JSON with a 4xx rather than Node's bare defaults or a 5xx: each route answers only its
 // methods (405 with Allow), a body must be identity-encoded UTF-8 application/json (415
 // otherwise), arrive within a deadline (408) and fit the size limit (413), and even the
-// requests Node's parser refuses itself (400, 431) get a JSON body.
+// requests Node's parser refuses itself (400, 431) get a JSON body (http-body.ts checks
+// and reads bodies). It also holds admission (admission.ts) and the request id.
 import { randomUUID } from 'node:crypto';
-import type { Duplex } from 'node:stream';
-import { STATUS_CODES, createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { validateRequest } from '@armature/openai';
 import type { MetricsRegistry } from '@armature/metrics';
 import {
@@ -22,6 +22,7 @@ import {
   openAiErrorBody,
 } from '@armature/runtime';
 import { Admission, AdmissionError } from './admission.js';
+import { answerClientError, HttpError, readJsonBody } from './http-body.js';
 import { observeEvents } from './event-metrics.js';
 import {
   prepare,
@@ -89,19 +90,6 @@ const ROUTES = new Map<string, readonly string[]>([
   ['/v1/chat/completions', POST],
   ['/v1/completions', POST],
 ]);
-
-/** An answer whose status (and headers) its error class does not say: 405, 408, 415, a 503 with Retry-After. */
-class HttpError extends ArmatureError {
-  constructor(
-    readonly status: number,
-    cls: ArmatureError['cls'],
-    reason: string,
-    message: string,
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(cls, reason, message);
-  }
-}
 
 const statusOf = (e: ArmatureError): number => (e instanceof HttpError ? e.status : httpStatusOf(e.cls));
 
@@ -317,139 +305,4 @@ function sendError(res: ServerResponse, err: ArmatureError): void {
 function clientKey(req: IncomingMessage): string {
   const auth = headerValue(req, 'authorization');
   return auth ? `key:${auth}` : 'anonymous';
-}
-
-/** A client-sent header, shortened so an error never echoes a huge one back. */
-const shown = (value: string): string => JSON.stringify(value.length > 64 ? `${value.slice(0, 64)}...` : value);
-
-/** application/json, with charset utf-8 if a charset is given; anything else is a 415. */
-function checkContentType(req: IncomingMessage): void {
-  const header = req.headers['content-type'];
-  const [mediaType, ...params] = (header ?? '').split(';').map((p) => p.trim().toLowerCase());
-  const refuse = (message: string): HttpError =>
-    new HttpError(415, 'invalid_argument', 'unsupported_media_type', message);
-  if (mediaType !== 'application/json') {
-    throw refuse(
-      `the request body must be application/json; got ${header === undefined ? 'no content-type' : shown(header)}`,
-    );
-  }
-  for (const param of params) {
-    const [name, value = ''] = param.split('=', 2).map((p) => p.trim());
-    if (name === 'charset' && !['utf-8', 'utf8'].includes(value.replace(/^"(.*)"$/, '$1'))) {
-      throw refuse(`the request body must be UTF-8; got charset ${shown(value)}`);
-    }
-  }
-}
-
-/** Only identity: a compressed body would need its own size limit after inflating, which is not built. */
-function checkContentEncoding(req: IncomingMessage): void {
-  const header = req.headers['content-encoding'];
-  const coding = header?.trim().toLowerCase();
-  if (coding === undefined || coding === '' || coding === 'identity') return;
-  throw new HttpError(
-    415,
-    'invalid_argument',
-    'unsupported_content_encoding',
-    `content-encoding ${shown(header!)} is not supported; send the body uncompressed`,
-    { 'accept-encoding': 'identity' },
-  );
-}
-
-/** The body's bytes, within `limit` and `timeoutMs`; the client gone before its end reads as a disconnect. */
-function readBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const finish = (err: ArmatureError | undefined): void => {
-      clearTimeout(timer);
-      req.off('data', onData).off('end', onEnd).off('error', onGone).off('close', onGone);
-      if (!err) return resolve(Buffer.concat(chunks));
-      req.resume(); // discard the rest, so the connection can answer
-      reject(err);
-    };
-    const onData = (chunk: Buffer): void => {
-      size += chunk.length;
-      if (size > limit) finish(tooLarge(limit));
-      else chunks.push(chunk);
-    };
-    const onEnd = (): void => finish(undefined);
-    const onGone = (): void =>
-      finish(new ArmatureError('cancelled', 'client_disconnected', 'the client went away before its body ended'));
-    const timer = setTimeout(
-      () =>
-        finish(
-          new HttpError(
-            408,
-            'deadline_exceeded',
-            'body_timeout',
-            `the request body did not arrive within ${timeoutMs} ms`,
-            { connection: 'close' }, // what is still coming is not worth waiting for
-          ),
-        ),
-      timeoutMs,
-    );
-    req.on('data', onData).on('end', onEnd).on('error', onGone).on('close', onGone);
-  });
-}
-
-const tooLarge = (limit: number): ArmatureError =>
-  new ArmatureError('payload_too_large', 'request_too_large', `the request body exceeds the limit of ${limit} bytes`);
-
-const utf8 = new TextDecoder('utf-8', { fatal: true });
-
-async function readJsonBody(req: IncomingMessage, limit: number, timeoutMs: number): Promise<unknown> {
-  checkContentType(req);
-  checkContentEncoding(req);
-  const declared = Number(req.headers['content-length']);
-  if (Number.isFinite(declared) && declared > limit) {
-    req.resume(); // discard, so the connection can answer
-    throw tooLarge(limit);
-  }
-  const bytes = await readBody(req, limit, timeoutMs);
-  let text: string;
-  try {
-    text = utf8.decode(bytes);
-  } catch {
-    throw new ArmatureError('invalid_argument', 'invalid_utf8', 'the request body is not valid UTF-8');
-  }
-  if (text.trim() === '')
-    throw new ArmatureError('invalid_argument', 'invalid_json', 'the request body is empty; expected JSON');
-  try {
-    return JSON.parse(text);
-  } catch (err) {
-    throw new ArmatureError(
-      'invalid_argument',
-      'invalid_json',
-      `the request body is not valid JSON: ${(err as Error).message}`,
-    );
-  }
-}
-
-/** Node's parser errors mapped as Node maps them itself, plus its own request timeout. */
-function clientErrorOf(code: string | undefined): [number, string, string] | undefined {
-  if (code === 'HPE_HEADER_OVERFLOW') return [431, 'headers_too_large', 'the request headers are too large'];
-  if (code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW') return [413, 'request_too_large', 'the chunk extensions are too large'];
-  if (code === 'ERR_HTTP_REQUEST_TIMEOUT') return [408, 'request_timeout', 'the request did not arrive in time'];
-  if (code?.startsWith('HPE_')) return [400, 'malformed_request', 'the request is not valid HTTP/1.1'];
-  return undefined;
-}
-
-/**
- * Answers what Node's parser refused before any handler ran (there is no response object
- * yet, so the answer is written to the socket). A socket error, or a socket already in the
- * middle of an answer, is only closed.
- */
-function answerClientError(err: NodeJS.ErrnoException, socket: Duplex): void {
-  const answer = clientErrorOf(err.code);
-  const inFlight = (socket as Duplex & { _httpMessage?: ServerResponse | null })._httpMessage;
-  if (!answer || !socket.writable || inFlight?.headersSent) {
-    socket.destroy();
-    return;
-  }
-  const [status, reason, message] = answer;
-  const body = JSON.stringify(openAiErrorBody(new ArmatureError('invalid_argument', reason, message)));
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\ncontent-type: application/json\r\n` +
-      `content-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-  );
 }

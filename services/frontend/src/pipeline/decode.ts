@@ -42,25 +42,6 @@ async function acceptedWithin(stream: WorkerStream, ms: number): Promise<void> {
   }
 }
 
-/** The stream's next message, or a worker_stalled failure when none comes within `ms` (0: wait). */
-async function nextWithin<T>(it: AsyncIterator<T>, ms: number, onStall: () => void): Promise<IteratorResult<T>> {
-  const next = it.next();
-  if (ms <= 0) return next;
-  next.catch(() => {}); // a stalled call rejects once cancelled; the stall is the failure reported
-  let timer: NodeJS.Timeout | undefined;
-  const stalled = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => {
-      onStall();
-      reject(new ArmatureError('unavailable', 'worker_stalled', `the worker sent nothing for ${ms} ms`));
-    }, ms);
-  });
-  try {
-    return await Promise.race([next, stalled]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Streams the request's output from the decode worker: a start event on its first answer,
  * text events, and the end. Throws the worker's failure as an ArmatureError, or the
@@ -105,41 +86,70 @@ export async function* decodeStream(
     messages: AsyncIterator<GenerateResponse>,
     first: Promise<IteratorResult<GenerateResponse>>,
   ): AsyncGenerator<PipelineEvent> {
-    for (let pending: typeof first | undefined = first; ; pending = undefined) {
-      // Before its first answer an accepted worker may be queueing or prefilling a long
-      // prompt: only a dead connection (gRPC keepalive) ends that wait. Between tokens,
-      // silence is a stall.
-      const next = pending
-        ? await pending
-        : await nextWithin(messages, started ? (timeouts.stallTimeoutMs ?? 0) : 0, () => stream.cancel());
-      if (next.done) break;
-      const msg = next.value;
-      if (!started) {
-        started = true;
-        // The prompt is computed now, unless a remote prefill said so already for this attempt.
-        attempt.markPrefillComplete();
-        yield {
-          type: 'start',
-          worker: target.instanceId,
-          cachedTokens: msg.cachedTokens,
-          promptTokens: p.promptIds.length,
-        };
-      }
-      if (msg.tokenIds.length > 0) {
-        yield out.push(msg.tokenIds);
-        if (out.stopped) {
-          finish = 'stop';
-          stream.cancel();
-          return;
+    // Before its first answer an accepted worker may be queueing or prefilling a long prompt:
+    // only a dead connection (gRPC keepalive) ends that wait. After it, a wait for the next
+    // message longer than stallMs is a stall: one watchdog timer, refreshed at each wait,
+    // cancels the call if it fires during one (not while a slow client holds the events).
+    const stallMs = timeouts.stallTimeoutMs ?? 0;
+    let watchdog: NodeJS.Timeout | undefined;
+    let waiting = false;
+    let stalled = false;
+    try {
+      for (let pending: typeof first | undefined = first; ; pending = undefined) {
+        let next: IteratorResult<GenerateResponse>;
+        waiting = true;
+        watchdog?.refresh();
+        try {
+          next = await (pending ?? messages.next());
+        } catch (err) {
+          if (stalled)
+            throw new ArmatureError('unavailable', 'worker_stalled', `the worker sent nothing for ${stallMs} ms`);
+          throw err;
+        } finally {
+          waiting = false;
         }
+        if (next.done) return;
+        if (!watchdog && stallMs > 0)
+          watchdog = setTimeout(() => {
+            if (!waiting) return; // the consumer is slow, not the worker; the next wait re-arms it
+            stalled = true;
+            stream.cancel();
+          }, stallMs);
+        yield* onMessage(stream, next.value);
+        if (finish === 'stop' && out.stopped) return;
       }
-      if (msg.finishReason === FinishReason.FINISH_REASON_STOP) finish = 'stop';
-      else if (msg.finishReason === FinishReason.FINISH_REASON_LENGTH) finish = 'length';
-      else if (msg.finishReason === FinishReason.FINISH_REASON_CANCELLED) {
-        throw new ArmatureError('unavailable', 'worker_cancelled', 'the worker cancelled the request');
-      } else if (msg.finishReason === FinishReason.FINISH_REASON_ERROR) {
-        throw new ArmatureError('internal', 'worker_error', 'the worker failed while generating');
+    } finally {
+      clearTimeout(watchdog);
+    }
+  }
+
+  /** One message's events; throws the worker's failure finish reasons. */
+  function* onMessage(stream: WorkerStream, msg: GenerateResponse): Generator<PipelineEvent> {
+    if (!started) {
+      started = true;
+      // The prompt is computed now, unless a remote prefill said so already for this attempt.
+      attempt.markPrefillComplete();
+      yield {
+        type: 'start',
+        worker: target.instanceId,
+        cachedTokens: msg.cachedTokens,
+        promptTokens: p.promptIds.length,
+      };
+    }
+    if (msg.tokenIds.length > 0) {
+      yield out.push(msg.tokenIds);
+      if (out.stopped) {
+        finish = 'stop';
+        stream.cancel();
+        return;
       }
+    }
+    if (msg.finishReason === FinishReason.FINISH_REASON_STOP) finish = 'stop';
+    else if (msg.finishReason === FinishReason.FINISH_REASON_LENGTH) finish = 'length';
+    else if (msg.finishReason === FinishReason.FINISH_REASON_CANCELLED) {
+      throw new ArmatureError('unavailable', 'worker_cancelled', 'the worker cancelled the request');
+    } else if (msg.finishReason === FinishReason.FINISH_REASON_ERROR) {
+      throw new ArmatureError('internal', 'worker_error', 'the worker failed while generating');
     }
   }
 }

@@ -73,6 +73,20 @@ describe('run: mid-stream migration', () => {
     expect(spare.generateCalls[0].request.tokenIds).toEqual([...p.promptIds, ...WORD_TOKENS[0]]);
   });
 
+  it('does not count a slow client as a stalled worker: the deadline runs only while waiting for the worker', async () => {
+    const worker = new FakeWorker('decode-0', { tokens: WORD_TOKENS });
+    const { router, workers } = fakeFleet([worker, new FakeWorker('decode-1')]);
+    const { ctx, p } = await request();
+    const events = [];
+    for await (const ev of run({ router, workers }, { ...OPTIONS, stallTimeoutMs: 30 }, ctx, p)) {
+      events.push(ev);
+      await new Promise((r) => setTimeout(r, 80)); // the client reads slowly
+    }
+    expect(textOf(events)).toBe('Hello there, world!');
+    expect(router.idsOf('route')).toEqual([p.requestId]);
+    expect(worker.generateCalls[0]!.cancelled).toBe(false);
+  });
+
   it('waits as long as it takes for the first answer: the stall deadline starts after it', async () => {
     const slow = new FakeWorker('decode-0', { tokens: WORD_TOKENS, firstDelayMs: 300 });
     const { router, workers } = fakeFleet([slow]);
