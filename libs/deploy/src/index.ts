@@ -4,6 +4,7 @@
 export * from './errors.js';
 export * from './graph.js';
 export * from './launch.js';
+export * from './prometheus.js';
 export { spawnReplica, type ReplicaProcess, type SpawnReplicaOptions } from '@armature/runtime';
 export * from './scale-port.js';
 export * from './service-kinds.js';

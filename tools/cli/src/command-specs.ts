@@ -42,11 +42,21 @@ export const UP: CommandSpec = {
     'Runs a deployment graph as local processes until Ctrl-C.\n\n' +
     'Logs are prefixed per replica. A replica that crashes restarts with backoff, except one that fails the\n' +
     'same way at every start; one that stops answering its liveness probe is killed and restarted. Ctrl-C\n' +
-    'stops the frontend first and lets every replica drain; a second Ctrl-C kills them all.',
+    'stops the frontend first and lets every replica drain; a second Ctrl-C kills them all.\n\n' +
+    'With --prometheus, a Prometheus (infra/prometheus: config, recording rules, alerts) runs beside the\n' +
+    "stack and scrapes every service that Armature's discovery knows, following workers as they come and go.",
   positionals: { 'graph.yaml': 'the deployment graph (default infra/graphs/default.yaml)' },
   maxPositionals: 1,
-  options: {},
+  options: {
+    prometheus: { doc: 'also run Prometheus, scraping every service (needs the prometheus binary)' },
+    'prometheus-address': {
+      value: '<host:port>',
+      default: '127.0.0.1:9090',
+      doc: "Prometheus's web UI and API address, with --prometheus",
+    },
+  },
   notes: environment([
+    'PROMETHEUS_BIN',
     'ARMATURE_LIVENESS_INTERVAL_MS',
     'ARMATURE_LIVENESS_TIMEOUT_MS',
     'ARMATURE_LIVENESS_FAILURES',

@@ -4,7 +4,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchCommand, replayCommand, reportCommand } from '@armature/bench';
-import { helpText, parseCommandLine, wantsHelp, type CommandSpec } from './command-line.js';
+import { helpText, parseCommandLine, wantsHelp, type CommandSpec, type ParsedValues } from './command-line.js';
 import { COMMANDS } from './command-specs.js';
 import { classify, UsageError } from './errors.js';
 import { up } from './up.js';
@@ -22,8 +22,13 @@ ${Object.values(COMMANDS)
 Every command answers --help with its options and defaults.
 `;
 
-const RUN: Record<string, (argv: string[], positionals: string[]) => Promise<void>> = {
-  up: (_argv, positionals) => up(positionals[0], resolve(ROOT, 'infra/graphs/default.yaml')),
+const RUN: Record<string, (argv: string[], positionals: string[], values: ParsedValues) => Promise<void>> = {
+  up: (_argv, positionals, values) =>
+    up(positionals[0], resolve(ROOT, 'infra/graphs/default.yaml'), {
+      prometheus: values.prometheus === true,
+      prometheusAddress: values['prometheus-address'] as string | undefined,
+      prometheusConfigDir: resolve(ROOT, 'infra/prometheus'),
+    }),
   bench: (argv) => benchCommand(argv),
   replay: (argv) => replayCommand(argv),
   report: (argv) => reportCommand(argv),
@@ -34,8 +39,8 @@ async function runCommand(spec: CommandSpec, argv: string[]): Promise<void> {
     process.stdout.write(helpText(spec));
     return;
   }
-  const { positionals } = parseCommandLine(spec, argv);
-  await RUN[spec.name]!(argv, positionals);
+  const { positionals, values } = parseCommandLine(spec, argv);
+  await RUN[spec.name]!(argv, positionals, values);
 }
 
 function fail(where: string, err: unknown): never {
