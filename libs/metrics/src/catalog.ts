@@ -16,6 +16,9 @@ const FAST_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025
 const ROUTER_STAGE_BUCKETS = [
   0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1,
 ] as const;
+const STAGE_BUCKETS = [
+  0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+] as const;
 const RATIO_BUCKETS = [0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1] as const;
 const BANDWIDTH_BUCKETS = [1e6, 1e7, 1e8, 2.5e8, 5e8, 1e9, 2.5e9, 5e9, 1e10, 2.5e10, 5e10, 1e11] as const;
 const TOKEN_BUCKETS = [1, 16, 64, 256, 1024, 4096, 16384, 65536, 131072] as const;
@@ -45,6 +48,16 @@ export const METRICS = {
     labels: ['kind'],
     buckets: FAST_BUCKETS,
   },
+  armature_tracing_spans_exported_total: {
+    type: 'counter',
+    help: 'Trace spans this process exported to its OTLP endpoint.',
+    labels: [],
+  },
+  armature_tracing_errors_total: {
+    type: 'counter',
+    help: 'Tracing problems, by kind: export (a batch of spans not delivered) and config (a malformed OTEL_* value, ignored).',
+    labels: ['kind'],
+  },
   // frontend
   armature_frontend_requests_total: {
     type: 'counter',
@@ -73,6 +86,12 @@ export const METRICS = {
     help: 'Time from request arrival to the last byte of the response.',
     labels: ['model'],
     buckets: LATENCY_BUCKETS,
+  },
+  armature_frontend_stage_seconds: {
+    type: 'histogram',
+    help: 'Time spent in each stage of a request: tokenize, route and prefill (remote prefill calls), and first_byte (arrival to the status line).',
+    labels: ['model', 'stage'],
+    buckets: STAGE_BUCKETS,
   },
   armature_frontend_input_tokens_total: {
     type: 'counter',

@@ -1,6 +1,6 @@
 // What every Armature process says about itself, under catalog names: build info, memory,
 // CPU, event-loop delay (p50 / p99 / max since the last scrape, so a loop that was blocked
-// for seconds shows it at the next scrape) and GC pauses. prom-client's default Node
+// for seconds shows it at the next scrape), GC pauses, and what tracing exported or failed. prom-client's default Node
 // metrics are not used: their names are not the catalog's and promtool rejects some.
 import { monitorEventLoopDelay, PerformanceObserver, constants as perf } from 'node:perf_hooks';
 import type { MetricsRegistry } from './registry.js';
@@ -17,6 +17,8 @@ export interface ProcessInfo {
   service: string;
   /** The Armature version (default the package's). */
   version?: string;
+  /** The tracing counters (@armature/runtime's tracingStats), read at each scrape. */
+  tracing?: () => { spansExported: number; exportFailures: number; configErrors: number };
 }
 
 /** Starts the process metrics on `metrics`; stop() ends the event-loop and GC observers. */
@@ -38,7 +40,19 @@ export function startProcessMetrics(metrics: MetricsRegistry, info: ProcessInfo)
   const lag = metrics.get('armature_process_event_loop_lag_seconds');
   for (const stat of ['p50', 'p99', 'max']) lag.set({ stat }, 0); // present from the start
   let cpuSoFar = 0;
+  const traced = { spansExported: 0, exportFailures: 0, configErrors: 0 };
+  const spans = metrics.get('armature_tracing_spans_exported_total');
+  const errors = metrics.get('armature_tracing_errors_total');
+  spans.inc(0);
+  for (const kind of ['export', 'config']) errors.inc({ kind }, 0);
   metrics.onCollect(() => {
+    if (info.tracing) {
+      const now = info.tracing();
+      spans.inc(now.spansExported - traced.spansExported);
+      errors.inc({ kind: 'export' }, now.exportFailures - traced.exportFailures);
+      errors.inc({ kind: 'config' }, now.configErrors - traced.configErrors);
+      Object.assign(traced, now);
+    }
     const mem = process.memoryUsage();
     metrics.get('armature_process_resident_memory_bytes').set(mem.rss);
     metrics.get('armature_process_heap_used_bytes').set(mem.heapUsed);

@@ -97,7 +97,7 @@ export const ENV_CATALOG = {
   ARMATURE_LIVENESS_FAILURES:
     'armature up: liveness probes a replica may miss in a row before it is killed and restarted; 0 turns the probe off (default 6).',
   PROMETHEUS_BIN:
-    'armature up --prometheus: the Prometheus binary to run (default: prometheus on PATH, from Debian\'s prometheus package).',
+    "armature up --prometheus: the Prometheus binary to run (default: prometheus on PATH, from Debian's prometheus package).",
   ARMATURE_BENCH_NODE_ARGS:
     'Extra Node.js flags for every service a benchmark starts, space-separated, e.g. --cpu-prof --cpu-prof-dir=/tmp/prof (default none).',
   ARMATURE_TRACES_DIR:

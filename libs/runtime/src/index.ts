@@ -7,3 +7,4 @@ export * from './grpc.js';
 export * from './discovery/index.js';
 export * from './worker-load.js';
 export * from './child-process.js';
+export * from './tracing.js';

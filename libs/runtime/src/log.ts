@@ -2,7 +2,8 @@
 // by default, or one JSON object per line with ARMATURE_LOG_FORMAT=json (time, level,
 // service, instance, component, msg, request_id, fields). A record written while serving
 // a request carries its request id (the client's x-request-id, or one the frontend made),
-// taken from the async context, so one id joins the lines of every process it crossed.
+// taken from the async context, so one id joins the lines of every process it crossed;
+// with tracing on it also carries the active span's trace_id and span_id.
 // Services log for operators; client-visible text goes through errors.ts instead.
 import { AsyncLocalStorage } from 'node:async_hooks';
 
@@ -46,6 +47,13 @@ export function currentLogContext(): LogContext | undefined {
   return scope.getStore();
 }
 
+let traceIds: (() => { traceId: string; spanId: string } | undefined) | undefined;
+
+/** Tracing (tracing.ts) names the active span here, so records made inside one carry its ids. */
+export function setLogTraceIds(fn: typeof traceIds): void {
+  traceIds = fn;
+}
+
 /** Sets the process-wide log level (default from ARMATURE_LOG_LEVEL, else info). */
 export function setLogLevel(level: LogLevel): void {
   threshold = level;
@@ -56,6 +64,7 @@ export function createLogger(component: string): Logger {
   const write = (level: LogLevel, msg: string, fields?: Record<string, unknown>): void => {
     if (ORDER[level] < ORDER[threshold]) return;
     const requestId = scope.getStore()?.requestId;
+    const ids = traceIds?.();
     const time = new Date().toISOString();
     if (json) {
       const record = {
@@ -66,12 +75,20 @@ export function createLogger(component: string): Logger {
         component,
         msg,
         ...(requestId ? { request_id: requestId } : {}),
+        ...(ids ? { trace_id: ids.traceId, span_id: ids.spanId } : {}),
         ...fields,
       };
       process.stderr.write(`${safeJson(record)}\n`);
       return;
     }
-    const all = requestId ? { request_id: requestId, ...fields } : fields;
+    const all =
+      requestId || ids
+        ? {
+            ...(requestId ? { request_id: requestId } : {}),
+            ...(ids ? { trace_id: ids.traceId } : {}),
+            ...fields,
+          }
+        : fields;
     const extra = all && Object.keys(all).length > 0 ? ' ' + safeJson(all) : '';
     process.stderr.write(`${time} ${level.toUpperCase().padEnd(5)} [${component}] ${msg}${extra}\n`);
   };

@@ -1,6 +1,7 @@
 // Graceful shutdown: on SIGTERM or SIGINT stop accepting work, drain what is in flight
 // (bounded by a timeout; past it, what is left is handed back), run cleanup, and exit.
 // A second signal exits at once.
+import { shutdownTracing } from './tracing.js';
 import { createLogger } from './log.js';
 
 export interface ShutdownHooks {
@@ -45,6 +46,7 @@ export function createShutdown(hooks: ShutdownHooks): () => Promise<void> {
       } catch (err) {
         log.error('shutdown step failed', { err });
       }
+      await shutdownTracing(); // the spans of the last requests, drained above
     })();
     return running;
   };

@@ -9,3 +9,4 @@ export * from './fake-models.js';
 export * from './worker-port-conformance.js';
 export * from './router-port-conformance.js';
 export * from './fake-fleet.js';
+export * from './otlp-receiver.js';

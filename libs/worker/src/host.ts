@@ -19,6 +19,8 @@ import {
   installSignalHandlers,
   leaseMsFromEnv,
   setLogIdentity,
+  initTracing,
+  tracingStats,
   shutdownGrpcServer,
   withRequestIds,
   type Watch,
@@ -57,6 +59,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   // Typed and checked through @armature/deploy's tables: the defaults the graph compiles with.
   const { host, instanceId, grpcPort, metricsPort, drainTimeoutMs } = processSettingsFromEnv(role);
   setLogIdentity(role, instanceId);
+  initTracing(role, instanceId);
   const settings = workerSettingsFromEnv();
   const model = settings.servedModel;
   const engine = await createEngine(settings);
@@ -67,7 +70,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   const publisher = await eventPlane.createPublisher({ host });
   const kvLog = new KvEventLog(publisher);
   const metrics = new MetricsRegistry();
-  startProcessMetrics(metrics, { service: role });
+  startProcessMetrics(metrics, { service: role, tracing: tracingStats });
 
   // The KV cache lives in a region of the transfer agent, so peers can pull from it.
   let agent: TransferAgent | undefined;
@@ -166,7 +169,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
     puller,
   });
   const server = createGrpcServer();
-  server.addService(WorkerGrpcService, withRequestIds(service.handlers()));
+  server.addService(WorkerGrpcService, withRequestIds(service.handlers(), 'armature.v1.Worker'));
   const port = await bindGrpcServer(server, host, grpcPort);
   service.grpcAddress = `${host}:${port}`;
   const metricsServer = await serveMetrics(metrics, host, metricsPort);

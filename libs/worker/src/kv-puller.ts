@@ -7,7 +7,7 @@
 import type { RemotePrefill } from '@armature/proto';
 import type { KvTransferHooks } from '@armature/engine';
 import type { MetricsRegistry } from '@armature/metrics';
-import { createLogger } from '@armature/runtime';
+import { annotateActiveSpan, createLogger, inSpan } from '@armature/runtime';
 import { isTransferError, type MemoryRegion, type TransferAgent } from '@armature/transfer';
 import { checkDescriptor, DescriptorError } from './descriptor.js';
 
@@ -46,6 +46,20 @@ export class KvPuller {
    * it holds nothing and generate() prefills locally.
    */
   async pull(
+    requestId: string,
+    tokenIds: readonly number[],
+    remote: RemotePrefill,
+    signal: AbortSignal,
+  ): Promise<ImportOutcome> {
+    const peer = remote.descriptor?.prefillInstanceId ?? '';
+    return inSpan('kv_pull', { 'armature.kv.peer': peer }, async (span) => {
+      const outcome = await this.pullOnce(requestId, tokenIds, remote, signal);
+      span?.setAttribute('armature.kv.outcome', outcome);
+      return outcome;
+    });
+  }
+
+  private async pullOnce(
     requestId: string,
     tokenIds: readonly number[],
     remote: RemotePrefill,
@@ -98,6 +112,12 @@ export class KvPuller {
         timeoutMs: this.options.timeoutMs,
       });
       const backend = stats.backend;
+      annotateActiveSpan({
+        'armature.kv.backend': backend,
+        'armature.kv.bytes': stats.bytes,
+        'armature.kv.blocks': stats.blocks,
+        'armature.kv.reused_blocks': plan.cachedBlocks,
+      });
       metrics.get('armature_transfer_bytes_total').inc({ backend }, stats.bytes);
       metrics.get('armature_transfer_blocks_total').inc({ backend }, stats.blocks);
       metrics.get('armature_transfer_duration_seconds').observe({ backend }, stats.durationMs / 1000);

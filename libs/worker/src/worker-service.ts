@@ -22,7 +22,14 @@ import {
 } from '@armature/proto';
 import type { Engine, EngineOutput, FinishReason as EngineFinish } from '@armature/engine';
 import type { MetricsRegistry } from '@armature/metrics';
-import { ArmatureError, InFlight, asArmatureError, createLogger, toGrpcError } from '@armature/runtime';
+import {
+  ArmatureError,
+  InFlight,
+  annotateActiveSpan,
+  asArmatureError,
+  createLogger,
+  toGrpcError,
+} from '@armature/runtime';
 import { encodeAgentMetadata, type TransferAgent } from '@armature/transfer';
 import { encodeHashes, layoutToProto } from './descriptor.js';
 import { checkedEngineRequest } from './engine-request.js';
@@ -112,6 +119,11 @@ export class WorkerService {
             (await this.options.puller.pull(request.requestId, request.tokenIds, remote, abort.signal)) === 'imported';
         else this.options.metrics.get('armature_worker_remote_prefill_total').inc({ outcome: 'transfer_off' });
       }
+      annotateActiveSpan({
+        'armature.worker.id': this.options.instanceId,
+        'armature.worker.prompt_tokens': request.tokenIds.length,
+        'armature.worker.kv_imported': imported,
+      });
       let outputs: AsyncIterable<EngineOutput>;
       try {
         if (abort.signal.aborted) throw new ArmatureError('cancelled', 'request_cancelled', 'the caller cancelled');
@@ -174,6 +186,10 @@ export class WorkerService {
     const onCancel = (): void => abort.abort();
     call.on('cancelled', onCancel);
     this.updatePrefillQueue();
+    annotateActiveSpan({
+      'armature.worker.id': this.options.instanceId,
+      'armature.worker.prompt_tokens': request.tokenIds.length,
+    });
     try {
       const result = await engine.kv.prefill(request, abort.signal);
       metrics.get('armature_worker_generated_tokens_total').inc({ model }, 1);

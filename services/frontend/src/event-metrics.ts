@@ -4,12 +4,17 @@
 import type { MetricsRegistry } from '@armature/metrics';
 import type { PipelineEvent } from './pipeline/index.js';
 
-/** Passes `events` through, recording the frontend's token metrics; `started` is the request's performance.now(). */
+/**
+ * Passes `events` through, recording the frontend's token metrics; `started` is the
+ * request's performance.now(). `onStart` is told when the start event passes (a stream's
+ * status line goes out with it).
+ */
 export async function* observeEvents(
   metrics: MetricsRegistry,
   model: string,
   started: number,
   events: AsyncIterable<PipelineEvent>,
+  onStart?: () => void,
 ): AsyncGenerator<PipelineEvent> {
   let last: number | undefined;
   for await (const ev of events) {
@@ -25,6 +30,7 @@ export async function* observeEvents(
       last = now;
     }
     if (ev.type === 'start') {
+      onStart?.();
       metrics.get('armature_frontend_input_tokens_total').inc({ model }, ev.promptTokens);
       metrics.get('armature_frontend_cached_tokens_total').inc({ model }, ev.cachedTokens);
       metrics.get('armature_frontend_input_sequence_tokens').observe({ model }, ev.promptTokens);

@@ -17,9 +17,14 @@ import {
   RequestContext,
   asArmatureError,
   createLogger,
+  failSpan,
   httpStatusOf,
+  inSpan,
+  serveInSpan,
+  startSpan,
   withLogContext,
   openAiErrorBody,
+  type Span,
 } from '@armature/runtime';
 import { Admission, AdmissionError } from './admission.js';
 import { answerClientError, HttpError, readJsonBody } from './http-body.js';
@@ -205,10 +210,21 @@ export class FrontendHttp {
     const given = headerValue(req, REQUEST_ID_HEADER);
     const requestId = given && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
     res.setHeader(REQUEST_ID_HEADER, requestId);
-    return withLogContext({ requestId }, () => this.serve(kind, req, res));
+    // With tracing on, the request's root span (or a child of the client's traceparent).
+    const path = kind === 'chat' ? '/v1/chat/completions' : '/v1/completions';
+    const attributes = { 'http.request.method': 'POST', 'url.path': path, 'armature.request_id': requestId };
+    const headers = { get: (key: string) => req.headers[key] };
+    return withLogContext({ requestId }, () =>
+      serveInSpan(headers, `POST ${path}`, attributes, (span) => this.serve(kind, req, res, span)),
+    );
   }
 
-  private async serve(kind: 'chat' | 'completion', req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async serve(
+    kind: 'chat' | 'completion',
+    req: IncomingMessage,
+    res: ServerResponse,
+    span: Span | undefined,
+  ): Promise<void> {
     const endpoint = kind === 'chat' ? 'chat_completions' : 'completions';
     const started = performance.now();
     const metrics = this.options.metrics;
@@ -240,17 +256,38 @@ export class FrontendHttp {
       modelLabel = request.model;
       // Before anything costly (tokenizing, routing): over capacity, the answer is a quick 503.
       releaseSlot = await this.admission.admit(request.model, clientKey(req), ctx.signal);
-      const prepared = await prepare(this.options.upstream, ctx, request, this.options.tokenizePool);
+      const stage = (name: string, since: number): void =>
+        metrics
+          .get('armature_frontend_stage_seconds')
+          .observe({ model: modelLabel, stage: name }, (performance.now() - since) / 1000);
+      const tokenizeStarted = performance.now();
+      const prepared = await inSpan('tokenize', undefined, async (s) => {
+        const p = await prepare(this.options.upstream, ctx, request, this.options.tokenizePool);
+        s?.setAttribute('armature.prompt_tokens', p.promptIds.length);
+        return p;
+      });
+      stage('tokenize', tokenizeStarted);
+      span?.setAttributes({ 'armature.model': request.model, 'armature.stream': request.stream });
       metrics.get('armature_frontend_inflight_requests').inc({ model: modelLabel });
+      // The response span runs from the status line to the last byte.
+      let responseSpan: Span | undefined;
+      const firstByte = (): void => {
+        stage('first_byte', started);
+        responseSpan = startSpan('response');
+      };
       try {
         const pinned = headerValue(req, PIN_WORKER_HEADER);
         const upstream = this.options.upstream;
         const output = run({ router: upstream, workers: upstream }, this.options.pipeline, ctx, prepared, pinned);
-        const events = observeEvents(metrics, request.model, started, output);
-        if (request.stream)
+        if (request.stream) {
+          const events = observeEvents(metrics, request.model, started, output, firstByte);
           await renderStream(prepared, events, res, this.options.slowClientTimeoutMs ?? DEFAULT_SLOW_CLIENT_MS);
-        else await renderUnary(prepared, events, res);
+        } else {
+          const events = observeEvents(metrics, request.model, started, output);
+          await renderUnary(prepared, events, res, firstByte);
+        }
       } finally {
+        responseSpan?.end();
         metrics.get('armature_frontend_inflight_requests').dec({ model: modelLabel });
       }
     } catch (err) {
@@ -264,6 +301,7 @@ export class FrontendHttp {
           : new ArmatureError('cancelled', 'client_disconnected', 'client disconnected')
         : asArmatureError(err);
       status = statusOf(e);
+      failSpan(span, e);
       if (e.cls === 'internal') log.error('request failed', { reason: e.reason, detail: e.detail });
       if (!res.headersSent) sendError(res, e);
       else if (!res.writableEnded) {
@@ -279,6 +317,8 @@ export class FrontendHttp {
       ctx.dispose();
       end();
       metrics.get('armature_frontend_requests_total').inc({ model: modelLabel, endpoint, status: String(status) });
+      span?.setAttribute('http.response.status_code', status);
+      span?.end();
       if (status === 200)
         metrics
           .get('armature_frontend_request_duration_seconds')

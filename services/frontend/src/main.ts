@@ -9,6 +9,8 @@ import {
   installSignalHandlers,
   leaseMsFromEnv,
   setLogIdentity,
+  initTracing,
+  tracingStats,
 } from '@armature/runtime';
 import { Admission } from './admission.js';
 import { FrontendHttp } from './http-server.js';
@@ -20,6 +22,7 @@ async function main(): Promise<void> {
   // Typed and checked through @armature/deploy's tables: the defaults the graph compiles with.
   const { host, instanceId, drainTimeoutMs } = processSettingsFromEnv('frontend');
   setLogIdentity('frontend', instanceId);
+  initTracing('frontend', instanceId);
   const settings = frontendSettingsFromEnv();
   const discovery = discoveryFromEnv();
   const upstream = new Upstream(discovery, {
@@ -28,7 +31,7 @@ async function main(): Promise<void> {
   });
   upstream.start();
   const metrics = new MetricsRegistry();
-  startProcessMetrics(metrics, { service: 'frontend' });
+  startProcessMetrics(metrics, { service: 'frontend', tracing: tracingStats });
   const http = new FrontendHttp({
     upstream,
     metrics,
@@ -38,6 +41,8 @@ async function main(): Promise<void> {
       migrationMaxSeqLen: settings.migrationMaxSeqLen,
       stallTimeoutMs: settings.stallTimeoutMs,
       acceptTimeoutMs: settings.acceptTimeoutMs,
+      onStage: (stage, seconds, model) =>
+        metrics.get('armature_frontend_stage_seconds').observe({ model, stage }, seconds),
       onRetry: (kind, reason) => metrics.get('armature_frontend_retries_total').inc({ kind, reason }),
       onRetriesExhausted: (kind) => metrics.get('armature_frontend_retries_exhausted_total').inc({ kind }),
     },

@@ -23,6 +23,7 @@ export async function renderUnary(
   p: PreparedRequest,
   events: AsyncIterable<PipelineEvent>,
   res: ServerResponse,
+  onStatusLine?: () => void,
 ): Promise<void> {
   const who = identity(p);
   let text = p.request.echo && typeof p.request.prompt === 'string' ? p.request.prompt : '';
@@ -42,6 +43,7 @@ export async function renderUnary(
       completionTokens = ev.completionTokens;
     }
   }
+  onStatusLine?.();
   const u = usage(p.promptIds.length, completionTokens, cached);
   const body = p.request.kind === 'chat' ? chatCompletion(who, text, finish, u) : textCompletion(who, text, finish, u);
   sendJson(res, 200, body, {

@@ -15,6 +15,8 @@ import {
   installSignalHandlers,
   leaseMsFromEnv,
   setLogIdentity,
+  initTracing,
+  tracingStats,
   shutdownGrpcServer,
   withRequestIds,
 } from '@armature/runtime';
@@ -29,6 +31,7 @@ const log = createLogger('router');
 async function main(): Promise<void> {
   const { host, instanceId, grpcPort, metricsPort } = processSettingsFromEnv('router');
   setLogIdentity('router', instanceId);
+  initTracing('router', instanceId);
   // Typed, checked as the graph checks them, defaults from @armature/deploy's settings table.
   const settings = routerSettingsFromEnv();
   const policyId = settings.policy;
@@ -52,7 +55,7 @@ async function main(): Promise<void> {
   const eventPlane = new ZmqEventPlane();
   const publisher = await eventPlane.createPublisher({ host });
   const metrics = new MetricsRegistry();
-  startProcessMetrics(metrics, { service: 'router' });
+  startProcessMetrics(metrics, { service: 'router', tracing: tracingStats });
   // One view of the cluster: the workers (their load and KV events) and the other routers.
   const workers = new WorkerDirectory(discovery, eventPlane, {
     roles: ['decode', 'prefill', 'router'],
@@ -88,7 +91,7 @@ async function main(): Promise<void> {
   health.start();
 
   const server = createGrpcServer();
-  server.addService(RouterService, withRequestIds(routerGrpcHandlers(router)));
+  server.addService(RouterService, withRequestIds(routerGrpcHandlers(router), 'armature.v1.Router'));
   const port = await bindGrpcServer(server, host, grpcPort);
   const metricsServer = await serveMetrics(metrics, host, metricsPort);
   const registration = await discovery.register(

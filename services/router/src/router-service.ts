@@ -27,7 +27,7 @@ import {
   type RouterQueueOptions,
   type WorkerRole,
 } from '@armature/router-core';
-import { createLogger, toGrpcError } from '@armature/runtime';
+import { annotateActiveSpan, createLogger, toGrpcError } from '@armature/runtime';
 import type { MetricsRegistry } from '@armature/metrics';
 import { publishesKvEvents, type KvFeed } from './kv-feed.js';
 import type { WorkerDirectory, WorkerEntry } from './worker-directory.js';
@@ -171,6 +171,20 @@ export class Router {
    * queue's timeout passes, or `signal` aborts.
    */
   async route(req: RouteRequest, signal?: AbortSignal): Promise<RouteResponse> {
+    const res = await this.place(req, signal);
+    // On the Route RPC's span (tracing on): whom the router chose, and how much KV it found there.
+    annotateActiveSpan({
+      'armature.route.policy': res.policy,
+      'armature.route.decode_worker': res.decode?.instanceId ?? '',
+      'armature.route.prefill_worker': res.prefill?.instanceId ?? '',
+      'armature.route.overlap_blocks': res.overlapBlocks,
+      'armature.route.disagg_mode': res.disaggMode,
+      'armature.route.prompt_tokens': req.tokenIds.length,
+    });
+    return res;
+  }
+
+  private place(req: RouteRequest, signal?: AbortSignal): Promise<RouteResponse> {
     return new Promise<RouteResponse>((resolve, reject) => {
       let settled = false;
       const onAbort = (): void => void ticket.cancel();

@@ -4,8 +4,9 @@
 // before answering, a migration when its stream breaks mid-generation (the next worker
 // gets the prompt plus every token generated so far and the budget left, and the client
 // sees one stream), and guarantees the end: the router's load is freed exactly once per
-// attempt, and a prefill no decode worker finished with is unpinned. The stages do the work.
-import { createLogger, type RequestContext } from '@armature/runtime';
+// attempt, and a prefill no decode worker finished with is unpinned. The stages do the work;
+// with tracing on each of route, prefill and decode is a span whose gRPC calls are its children.
+import { createLogger, failSpan, inSpan, iterateInSpan, startSpan, type RequestContext } from '@armature/runtime';
 import {
   DEFAULT_ACCEPT_TIMEOUT_MS,
   DEFAULT_MIGRATION_LIMIT,
@@ -59,18 +60,33 @@ export async function* run(
         decoded = true;
         return;
       }
-      attempt = await route(ports.router, ctx, current, {
+      const routeStarted = performance.now();
+      const routeOptions = {
         attempt: n,
         pinnedWorkerId,
         excludedWorkerIds: excluded,
         failedWorkerIds: failed.splice(0),
+      };
+      attempt = await inSpan('route', { 'armature.attempt': n }, async (span) => {
+        const a = await route(ports.router, ctx, current, routeOptions);
+        span?.setAttributes({
+          'armature.route.decode_worker': a.decode.instanceId,
+          'armature.route.prefill_worker': a.prefill?.instanceId ?? '',
+        });
+        return a;
       });
+      options.onStage?.('route', (performance.now() - routeStarted) / 1000, p.request.model);
       // An encoder stage (multimodal: images to embeddings handed to the prefill worker)
       // goes here, between the placement and the prefill that consumes its output.
       if (attempt.prefill && migrations > 0) {
         attempt.markPrefillLocal(); // the continuation is prefilled where it decodes
       } else if (attempt.prefill && !prefilled) {
-        prefilled = await prefillRemotely(ports.workers, ctx, p, attempt, options);
+        const prefillStarted = performance.now();
+        const remote = attempt;
+        prefilled = await inSpan('prefill', { 'armature.prefill_worker': remote.prefill!.instanceId }, () =>
+          prefillRemotely(ports.workers, ctx, p, remote, options),
+        );
+        options.onStage?.('prefill', (performance.now() - prefillStarted) / 1000, p.request.model);
         if (prefilled) {
           started = true;
           const finish = yield* firstTokenEvents(p, attempt, prefilled, out);
@@ -84,8 +100,11 @@ export async function* run(
         }
       }
       let sentAnything = false;
+      // The decode worker's Generate call (and its server span) runs under this span.
+      const decodeSpan = startSpan('decode', { 'armature.decode_worker': attempt.decode.instanceId });
       try {
-        for await (const ev of decodeStream(ports.workers, ctx, current, attempt, out, prefilled, timeouts)) {
+        const stream = decodeStream(ports.workers, ctx, current, attempt, out, prefilled, timeouts);
+        for await (const ev of iterateInSpan(decodeSpan, stream)) {
           sentAnything = true;
           if (ev.type === 'start') {
             if (started) continue; // the prefill's (or the first worker's) start event went out already
@@ -96,6 +115,7 @@ export async function* run(
         decoded = true;
         return;
       } catch (err) {
+        failSpan(decodeSpan, err);
         const target = attempt.decode;
         const next = onDecodeFailure(
           err,
@@ -141,6 +161,8 @@ export async function* run(
         attempt.free();
         excluded.push(target.instanceId);
         failed.push(target.instanceId);
+      } finally {
+        decodeSpan?.end();
       }
     }
   } finally {

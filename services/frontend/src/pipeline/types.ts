@@ -50,6 +50,8 @@ export interface PipelineOptions {
    * worker counts as stopped or stuck and the request goes elsewhere.
    */
   acceptTimeoutMs?: number;
+  /** Told how long each routing attempt and each remote prefill call took, in seconds (metrics). */
+  onStage?(stage: 'route' | 'prefill', seconds: number, model: string): void;
   /** Told of every re-route and migration (metrics). */
   onRetry?(kind: RetryKind, reason: string, worker: string): void;
   /** Told when a request that should migrate has no attempt left. */
