@@ -41,6 +41,18 @@ export interface EngineOutput {
  */
 export type EngineLoad = WorkerLoad;
 
+/** One forward pass (one batch), as an engine reports it for metrics. */
+export interface EngineStep {
+  /** Sequences in the batch. */
+  sequences: number;
+  /** Prompt tokens the batch computed. */
+  prefillTokens: number;
+  /** Requests preempted by the pass (they wait again and recompute). */
+  preempted: number;
+  /** How long the pass took, ms; absent where the engine cannot tell (llama.cpp). */
+  durationMs?: number;
+}
+
 export interface Engine {
   readonly card: ModelCard;
   /**
@@ -65,6 +77,8 @@ export interface Engine {
    * returns the unsubscribe.
    */
   onLoad(listener: (load: EngineLoad) => void): () => void;
+  /** Subscribes to forward passes (batch size, prompt tokens, preemptions, step time); returns the unsubscribe. */
+  onStep(listener: (step: EngineStep) => void): () => void;
   /** BlockStored events for every cached block, parents before children (a full dump). */
   kvSnapshot(): KvEvent[];
   /** Stops the engine; streams still open fail with ArmatureError('unavailable'). */

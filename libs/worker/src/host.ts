@@ -142,6 +142,29 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
     kvLog.publish(batch);
     for (const e of batch.events) metrics.get('armature_worker_kv_events_total').inc({ type: e.type });
   });
+  // The model card, and the engine's passes: batch size, prompt tokens, step time, preemptions.
+  metrics.get('armature_worker_model_info').set(
+    {
+      model,
+      engine: card.engine,
+      tokenizer: card.tokenizer,
+      block_size: String(card.blockSize),
+      context_length: String(card.contextLength),
+    },
+    1,
+  );
+  metrics.get('armature_worker_kv_total_blocks').set({ model }, card.totalKvBlocks);
+  metrics.get('armature_worker_max_num_seqs').set({ model }, card.maxNumSeqs);
+  const engineUp = metrics.get('armature_worker_engine_up');
+  engineUp.set({ model, engine: card.engine }, 1);
+  metrics.get('armature_worker_preemptions_total').inc({ model }, 0);
+  engine.onStep((step) => {
+    metrics.get('armature_worker_batch_size').observe({ model }, step.sequences);
+    metrics.get('armature_worker_batch_prefill_tokens').observe({ model }, step.prefillTokens);
+    if (step.durationMs !== undefined)
+      metrics.get('armature_worker_step_seconds').observe({ model }, step.durationMs / 1000);
+    if (step.preempted > 0) metrics.get('armature_worker_preemptions_total').inc({ model }, step.preempted);
+  });
   engine.onLoad((load) => {
     publisher.publish(LOAD_TOPIC, encodeBody({ instanceId, ...load } satisfies LoadMessage));
     metrics.get('armature_worker_running_requests').set({ model }, load.runningRequests);
@@ -220,6 +243,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
         await shutdownGrpcServer(server);
         pins?.close();
         await engine.close();
+        engineUp.set({ model, engine: card.engine }, 0);
         await agent?.close();
         for (const c of releaseClients.values()) c.close();
         await publisher.close();

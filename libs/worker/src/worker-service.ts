@@ -145,6 +145,7 @@ export class WorkerService {
         if (out.tokenIds.length > 0) {
           this.options.metrics.get('armature_worker_generated_tokens_total').inc({ model }, out.tokenIds.length);
         }
+        if (out.promptTokens !== undefined) this.countPrompt(model, out.promptTokens, out.cachedTokens ?? 0);
         if (!call.write(msg)) await new Promise((r) => call.once('drain', r));
       }
       if (evicted) call.emit('error', toGrpcError(evicted));
@@ -164,6 +165,12 @@ export class WorkerService {
       call.off('cancelled', onCancel);
       end();
     }
+  }
+
+  /** A started request's prompt, and how much of it the prefix cache held. */
+  private countPrompt(model: string, promptTokens: number, cachedTokens: number): void {
+    this.options.metrics.get('armature_worker_prompt_tokens_total').inc({ model }, promptTokens);
+    this.options.metrics.get('armature_worker_prefix_cache_hit_tokens_total').inc({ model }, cachedTokens);
   }
 
   /** Prefill only: runs the prompt, pins its blocks, answers the first token and the descriptor. */
@@ -193,6 +200,7 @@ export class WorkerService {
     try {
       const result = await engine.kv.prefill(request, abort.signal);
       metrics.get('armature_worker_generated_tokens_total').inc({ model }, 1);
+      this.countPrompt(model, result.promptTokens, result.cachedTokens);
       const response: PrefillResponse = {
         firstToken: result.firstToken,
         finishReason: result.finishReason ? FINISH[result.finishReason] : FinishReason.FINISH_REASON_UNSPECIFIED,

@@ -121,6 +121,8 @@ export function toRouteResponse(decision: DisaggOutcome): RouteResponse {
 export class Router {
   private readonly sweeper: NodeJS.Timeout;
   private readonly ticker: NodeJS.Timeout;
+  /** Every model a decode worker has served, for armature_router_workers. */
+  private readonly models = new Set<string>();
   readonly core: RouterCore;
 
   constructor(private readonly options: RouterOptions) {
@@ -143,8 +145,14 @@ export class Router {
       observer: routerMetrics(options.metrics),
     });
     // The precise index belongs to the KV feed; the rest of a departed worker's state goes here.
-    workers.onRemoved((id) => this.core.removeWorker(id));
-    workers.onChange(() => this.core.pump());
+    workers.onRemoved((id) => {
+      this.core.removeWorker(id);
+      this.countWorkers();
+    });
+    workers.onChange(() => {
+      this.core.pump();
+      this.countWorkers();
+    });
     feed?.onReady(() => this.core.pump());
     this.sweeper = setInterval(() => {
       const n = this.core.sweep();
@@ -220,6 +228,19 @@ export class Router {
       );
       if (!settled) signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /** armature_router_workers: decode workers per model (a model whose last worker left stays, at 0). */
+  private countWorkers(): void {
+    const gauge = this.options.metrics.get('armature_router_workers');
+    const counts = new Map<string, number>();
+    for (const model of this.models) counts.set(model, 0);
+    for (const w of this.options.workers.list()) {
+      if (w.record.role !== 'decode' || !w.record.model) continue;
+      this.models.add(w.record.model);
+      counts.set(w.record.model, (counts.get(w.record.model) ?? 0) + 1);
+    }
+    for (const [model, n] of counts) gauge.set({ model }, n);
   }
 
   markPrefillComplete(requestId: string): void {

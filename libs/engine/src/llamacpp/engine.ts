@@ -10,7 +10,7 @@ import type { KvEvent, KvEventBatch } from '@armature/kv';
 import { ArmatureError, createLogger, type ModelCard } from '@armature/runtime';
 import type { OutputStream } from '../output-stream.js';
 import { invalidRequest, validateEngineRequest } from '../request.js';
-import type { Engine, EngineLoad, EngineOutput, EngineRequest, KvTransferHooks } from '../types.js';
+import type { Engine, EngineLoad, EngineOutput, EngineRequest, EngineStep, KvTransferHooks } from '../types.js';
 import { KvTracker } from './kv-tracker.js';
 import { LlamaCppKvHooks } from './kv-hooks.js';
 import { describeModel } from './model-card.js';
@@ -30,6 +30,7 @@ export class LlamaCppEngine implements Engine {
   private readonly tracker: KvTracker;
   private readonly kvListeners = new Set<(batch: KvEventBatch) => void>();
   private readonly loadListeners = new Set<(load: EngineLoad) => void>();
+  private readonly stepListeners = new Set<(step: EngineStep) => void>();
   private readonly states: SequenceStates;
   private closed = false;
 
@@ -46,6 +47,9 @@ export class LlamaCppEngine implements Engine {
     this.card = info.card;
     this.vocabSize = info.vocabSize;
     this.tracker = new KvTracker(config.blockSize, sequences.length);
+    gate.onBatchChosen = (step) => {
+      for (const listener of this.stepListeners) listener(step);
+    };
     this.states = new SequenceStates(info.stateBlocks);
     this.runner = new SlotRunner({
       sequences,
@@ -101,6 +105,11 @@ export class LlamaCppEngine implements Engine {
   onLoad(listener: (load: EngineLoad) => void): () => void {
     this.loadListeners.add(listener);
     return () => this.loadListeners.delete(listener);
+  }
+
+  onStep(listener: (step: EngineStep) => void): () => void {
+    this.stepListeners.add(listener);
+    return () => this.stepListeners.delete(listener);
   }
 
   kvSnapshot(): KvEvent[] {

@@ -51,7 +51,13 @@ export async function createLlamaCppEngine(options: LlamaCppOptions = {}): Promi
       dispatchSchedule: gate.dispatchSchedule,
       itemPrioritizationStrategy: (batch) => {
         const chosen = strategy(batch);
-        if (chosen.length > 0) gate.batchStarted();
+        if (chosen.length > 0) {
+          gate.batchStarted();
+          // Prompt tokens: every piece but single sampled tokens (llama.cpp does not say how long a batch takes).
+          let prefillTokens = 0;
+          for (const c of chosen) if (c.item.tokens.length > 1) prefillTokens += c.processAmount;
+          gate.onBatchChosen({ sequences: chosen.length, prefillTokens, preempted: 0 });
+        }
         return chosen;
       },
     },

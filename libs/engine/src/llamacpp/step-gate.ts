@@ -17,6 +17,8 @@
 // tokens to their consumers once the next batch is on its way: their work (gRPC writes)
 // then overlaps the evaluation instead of delaying it.
 
+import type { EngineStep } from '../types.js';
+
 /** Empty batches in a row while waiting for decodes (each costs a few microtasks). */
 const MAX_HOLDS = 100;
 
@@ -36,6 +38,9 @@ export class StepGate {
 
   /** Called each time a batch is put together, before llama.cpp evaluates it. */
   onBatch: () => void = () => {};
+
+  /** Told what each batch holds (the engine's onStep). */
+  onBatchChosen: (step: EngineStep) => void = () => {};
 
   /** node-llama-cpp's `batching.dispatchSchedule`: dispatches on the next turn, like its default. */
   readonly dispatchSchedule = (dispatch: () => void): void => {

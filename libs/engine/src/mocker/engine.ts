@@ -11,6 +11,7 @@ import { OutputStream } from '../output-stream.js';
 import type {
   Engine,
   EngineLoad,
+  EngineStep,
   EngineOutput,
   EngineRequest,
   ImportPlan,
@@ -53,6 +54,7 @@ export class MockerEngine implements Engine {
   private readonly active = new Map<string, ActiveRequest>();
   private readonly kvListeners = new Set<(batch: KvEventBatch) => void>();
   private readonly loadListeners = new Set<(load: EngineLoad) => void>();
+  private readonly stepListeners = new Set<(step: EngineStep) => void>();
   private wake: (() => void) | undefined;
   private closed = false;
   private readonly loop: Promise<void>;
@@ -126,6 +128,11 @@ export class MockerEngine implements Engine {
     return () => this.loadListeners.delete(listener);
   }
 
+  onStep(listener: (step: EngineStep) => void): () => void {
+    this.stepListeners.add(listener);
+    return () => this.stepListeners.delete(listener);
+  }
+
   kvSnapshot(): KvEvent[] {
     if (this.config.kvEvents === 'none') return [];
     const events = this.core.kvSnapshot();
@@ -159,6 +166,13 @@ export class MockerEngine implements Engine {
       try {
         const step = this.core.step(Date.now());
         outputs = step.outputs;
+        if (step.sequences > 0 || step.preempted.length > 0)
+          this.emit(this.stepListeners, {
+            sequences: step.sequences,
+            prefillTokens: step.prefillTokens,
+            preempted: step.preempted.length,
+            durationMs: step.durationMs,
+          });
         deadline = Math.max(deadline + step.durationMs, performance.now() - MAX_LAG_MS);
       } catch (err) {
         // Never let the loop die: fail what was in flight and go on with an empty core.

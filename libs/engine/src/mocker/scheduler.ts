@@ -55,6 +55,8 @@ export interface MockerStep {
   prefillTokens: number;
   /** Sequences that decoded a token in the pass. */
   decodeSequences: number;
+  /** Sequences in the pass's batch (prefilling and decoding). */
+  sequences: number;
   /** Requests preempted in the pass (they wait again and recompute). */
   preempted: string[];
 }
@@ -284,7 +286,7 @@ export class MockerCore {
   step(nowMs: number): MockerStep {
     if (!this.hasWork()) {
       this.flush(nowMs);
-      return { durationMs: 0, outputs: [], prefillTokens: 0, decodeSequences: 0, preempted: [] };
+      return { durationMs: 0, outputs: [], prefillTokens: 0, decodeSequences: 0, sequences: 0, preempted: [] };
     }
     const { scheduled, preempted } = planPass(this.queues, this.blocks, this.config);
     if (scheduled.length === 0) {
@@ -297,7 +299,7 @@ export class MockerCore {
         this.stalled = true;
       }
       this.flush(nowMs);
-      return { durationMs: 0, outputs: [], prefillTokens: 0, decodeSequences: 0, preempted };
+      return { durationMs: 0, outputs: [], prefillTokens: 0, decodeSequences: 0, sequences: 0, preempted };
     }
 
     let prefillTokens = 0;
@@ -329,7 +331,7 @@ export class MockerCore {
     }
     if (finished) this.queues.running = this.queues.running.filter((seq) => this.sequences.has(seq.id));
     this.flush(nowMs);
-    return { durationMs, outputs, prefillTokens, decodeSequences, preempted };
+    return { durationMs, outputs, prefillTokens, decodeSequences, sequences: scheduled.length, preempted };
   }
 
   /** Publishes pending KV events and, if it changed, the load. Called by step(); call it when idle. */
