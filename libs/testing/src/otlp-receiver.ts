@@ -13,6 +13,9 @@ export interface ReceivedSpan {
   service: string;
   instance: string;
   attributes: Record<string, string | number | boolean>;
+  /** Start and end, ms since the epoch. */
+  startMs: number;
+  endMs: number;
   /** The encoding it arrived in. */
   encoding: 'protobuf' | 'json';
 }
@@ -80,6 +83,8 @@ interface JsonRequest {
         parentSpanId?: string;
         name: string;
         kind?: number;
+        startTimeUnixNano?: string | number;
+        endTimeUnixNano?: string | number;
         attributes?: JsonKeyValue[];
       }>;
     }>;
@@ -112,6 +117,8 @@ function fromJson(req: JsonRequest): ReceivedSpan[] {
           service: String(resource['service.name'] ?? ''),
           instance: String(resource['service.instance.id'] ?? ''),
           attributes: jsonAttributes(s.attributes),
+          startMs: Number(s.startTimeUnixNano ?? 0) / 1e6,
+          endMs: Number(s.endTimeUnixNano ?? 0) / 1e6,
           encoding: 'json',
         });
   }
@@ -139,7 +146,7 @@ function fields(buf: Buffer): Map<number, Array<number | Buffer>> {
     let value: number | Buffer;
     if (wire === 0) value = varint();
     else if (wire === 1) {
-      value = buf.readDoubleLE(i); // fixed64: times (unused) and doubles
+      value = buf.subarray(i, i + 8); // fixed64 (times) or double: read by the field's reader
       i += 8;
     } else if (wire === 2) {
       const len = varint();
@@ -169,10 +176,12 @@ function protoAttributes(kvs: Buffer[]): Record<string, string | number | boolea
     if (v.has(1)) out[key] = bytes(v, 1).toString('utf8');
     else if (v.has(2)) out[key] = v.get(2)![0] === 1;
     else if (v.has(3)) out[key] = v.get(3)![0] as number;
-    else if (v.has(4)) out[key] = v.get(4)![0] as number;
+    else if (v.has(4)) out[key] = (v.get(4)![0] as Buffer).readDoubleLE(0);
   }
   return out;
 }
+
+const nanosToMs = (b: Buffer): number => (b.length === 8 ? Number(b.readBigUInt64LE(0) / 1000n) / 1000 : 0);
 
 function fromProtobuf(body: Buffer): ReceivedSpan[] {
   const out: ReceivedSpan[] = [];
@@ -191,6 +200,8 @@ function fromProtobuf(body: Buffer): ReceivedSpan[] {
           service: String(resource['service.name'] ?? ''),
           instance: String(resource['service.instance.id'] ?? ''),
           attributes: protoAttributes(messages(s, 9)),
+          startMs: nanosToMs(bytes(s, 7)),
+          endMs: nanosToMs(bytes(s, 8)),
           encoding: 'protobuf',
         });
       }

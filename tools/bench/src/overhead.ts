@@ -2,13 +2,17 @@
 // template, tokenization, router, worker, detokenization) against the same request sent
 // straight to the worker over gRPC, interleaved in one run on the same processes.
 //
-//   npm run bench:overhead -- --requests 2000 --max-tokens 8
+//   npm run bench:overhead -- --requests 2000 --max-tokens 8 [--tracing on]
+//
+// --tracing on exports every span of every service (always-on sampling) over OTLP
+// http/protobuf to a receiver in this process; off (the default) sets no OTEL_* variable.
 //
 // Prints progress to stderr and a JSON object as the last line of stdout.
 import { parseArgs } from 'node:util';
 import { WorkerClient, type GenerateRequest } from '@armature/proto';
 import { CLIENT_CHANNEL_OPTIONS, FileDiscovery, insecureCredentials } from '@armature/runtime';
 import { applyChatTemplate, loadTokenizer } from '@armature/tokenizer';
+import { startOtlpReceiver } from '@armature/testing/otlp-receiver';
 import { startLocalCluster } from './local-cluster.js';
 import { distribution } from './results/distribution.js';
 
@@ -20,19 +24,30 @@ const { values: args } = parseArgs({
     warmup: { type: 'string', default: '200' },
     'max-tokens': { type: 'string', default: '8' },
     stream: { type: 'boolean', default: false },
+    tracing: { type: 'string', default: 'off' },
   },
 });
+if (args.tracing !== 'on' && args.tracing !== 'off') throw new Error('--tracing must be on or off');
 const REQUESTS = Number(args.requests);
 const WARMUP = Number(args.warmup);
 const MAX_TOKENS = Number(args['max-tokens']);
 
 async function main(): Promise<void> {
+  const receiver = args.tracing === 'on' ? await startOtlpReceiver() : undefined;
   // A very fast mocker, so the engine's own time does not hide the path's overhead.
   const cluster = await startLocalCluster({
     model: MODEL,
     workers: 1,
     policy: 'least-loaded',
     engineArgs: { speedup: 1e6, eosProbability: 0 },
+    env: receiver
+      ? {
+          OTEL_TRACES_EXPORTER: 'otlp',
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+          OTEL_EXPORTER_OTLP_PROTOCOL: 'http/protobuf',
+          OTEL_TRACES_SAMPLER: 'always_on',
+        }
+      : {},
   });
   try {
     const url = cluster.url;
@@ -108,6 +123,8 @@ async function main(): Promise<void> {
       max_tokens: MAX_TOKENS,
       prompt_tokens: promptIds.length,
       stream: args.stream,
+      tracing: args.tracing,
+      ...(receiver ? { spans_received: receiver.spans.length } : {}),
       direct_ms: d,
       frontend_ms: f,
       added_p50_ms: f.p50 - d.p50,
@@ -117,6 +134,7 @@ async function main(): Promise<void> {
     process.stdout.write(JSON.stringify(result) + '\n');
   } finally {
     await cluster.stop();
+    await receiver?.close();
   }
 }
 
