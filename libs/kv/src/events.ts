@@ -38,6 +38,9 @@ export interface AllBlocksCleared {
 
 export type KvEvent = BlockStored | BlockRemoved | AllBlocksCleared;
 
+/** Every event type (metric label values). */
+export const KV_EVENT_TYPES: readonly KvEvent['type'][] = ['BlockStored', 'BlockRemoved', 'AllBlocksCleared'];
+
 /** The events one engine published together, as one message. */
 export interface KvEventBatch {
   /** Publisher wall clock, seconds since the Unix epoch (vLLM's time.time()). */

@@ -14,7 +14,7 @@ export {
   sequenceHashLimbs,
 } from './hashing.js';
 export type { HashSaltInput } from './hashing.js';
-export { KV_MEDIUMS } from './events.js';
+export { KV_EVENT_TYPES, KV_MEDIUMS } from './events.js';
 export type { AllBlocksCleared, BlockRemoved, BlockStored, KvEvent, KvEventBatch, KvMedium } from './events.js';
 export { KvCodecError, decodeKvEventBatch, encodeKvEventBatch, mediumFromWire, mediumToWire } from './codec.js';
 export type { WireMedium } from './codec.js';

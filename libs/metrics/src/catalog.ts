@@ -218,7 +218,7 @@ export const METRICS = {
   },
   armature_router_replica_ops_total: {
     type: 'counter',
-    help: 'Active-load changes received from router replicas, by op (add, prefill, free).',
+    help: 'Active-load changes received from router replicas, by op (add, prefill, local_prefill, free).',
     labels: ['op'],
   },
   armature_router_inhibitions_total: {

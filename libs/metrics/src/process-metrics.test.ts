@@ -18,6 +18,9 @@ describe('process metrics', () => {
       expect(value(first, 'armature_build_info{service="test",version="0.1.0",node="')).toBe(1);
       expect(value(first, 'armature_process_resident_memory_bytes')).toBeGreaterThan(1e6);
       expect(value(first, 'armature_process_heap_used_bytes')).toBeGreaterThan(1e5);
+      // Every GC kind from the start, even before its first pause.
+      for (const kind of ['minor', 'major', 'incremental', 'weakcb'])
+        expect(first).toMatch(new RegExp(`^armature_process_gc_pause_seconds_count\\{kind="${kind}"\\} \\d+$`, 'm'));
       await new Promise((r) => setTimeout(r, 50));
       const end = Date.now() + 300;
       while (Date.now() < end); // blocks the loop

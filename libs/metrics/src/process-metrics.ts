@@ -28,6 +28,7 @@ export function startProcessMetrics(metrics: MetricsRegistry, info: ProcessInfo)
     .set({ service: info.service, version: info.version ?? '0.1.0', node: process.version }, 1);
   const delay = monitorEventLoopDelay({ resolution: 10 });
   delay.enable();
+  for (const kind of Object.values(GC_KINDS)) metrics.zero('armature_process_gc_pause_seconds', { kind });
   const gc = new PerformanceObserver((list) => {
     const pauses = metrics.get('armature_process_gc_pause_seconds');
     for (const entry of list.getEntries()) {

@@ -42,6 +42,19 @@ export class MetricsRegistry {
     return m as MetricOf<N>;
   }
 
+  /**
+   * Makes the series `labels` of `name` exist at zero, so a dashboard reads 0 rather than no
+   * data before the first use (a family without labels exists once created). A counter's or
+   * gauge's series that exists keeps its value; a histogram's is reset, so zero histograms
+   * before their first observation (at start, or when the label value is first known).
+   */
+  zero<N extends MetricName>(name: N, labels?: Labels<N>): void {
+    const m: Counter | Gauge | Histogram = this.get(name);
+    if (!labels || Object.keys(labels).length === 0) return;
+    if (m instanceof Histogram) m.zero(labels);
+    else m.inc(labels, 0);
+  }
+
   /** Prometheus text exposition. */
   expose(): Promise<string> {
     for (const collect of this.collectors) collect();

@@ -28,6 +28,14 @@ export type DisaggMode = 'aggregated' | 'local-prefill' | 'remote-prefill';
 /** Why the pair was chosen as it was (also a metric label). */
 export type DisaggReason = 'no_prefill_workers' | 'short_prompt' | 'prefill_saturated' | 'remote';
 
+/** The mode each reason leads to: every (mode, reason) pair a decision can have. */
+export const DISAGG_MODE_OF: Readonly<Record<DisaggReason, DisaggMode>> = {
+  no_prefill_workers: 'aggregated',
+  short_prompt: 'local-prefill',
+  prefill_saturated: 'local-prefill',
+  remote: 'remote-prefill',
+};
+
 export interface DisaggOutcome {
   mode: DisaggMode;
   reason: DisaggReason;
@@ -85,24 +93,24 @@ export class DisaggRouter {
     if (!decode) return undefined;
     const blockSize = Math.max(1, decode.worker.card.blockSize);
     const uncachedTokens = Math.max(0, request.tokenIds.length - decode.overlapBlocks * blockSize);
-    const local = (mode: DisaggMode, reason: DisaggReason): DisaggOutcome => ({
-      mode,
+    const local = (reason: Exclude<DisaggReason, 'remote'>): DisaggOutcome => ({
+      mode: DISAGG_MODE_OF[reason],
       reason,
       decode,
       uncachedTokens,
       blocksToPull: 0,
     });
-    if (prefillCandidates.length === 0) return local('aggregated', 'no_prefill_workers');
-    if (uncachedTokens < this.minRemotePrefillTokens) return local('local-prefill', 'short_prompt');
+    if (prefillCandidates.length === 0) return local('no_prefill_workers');
+    if (uncachedTokens < this.minRemotePrefillTokens) return local('short_prompt');
     if (prefillCandidates.every((c) => this.queuedPrefillTokens(c) >= this.maxPrefillQueueTokens)) {
-      return local('local-prefill', 'prefill_saturated');
+      return local('prefill_saturated');
     }
     const prefill = this.prefill.route(prefillCandidates, request);
-    if (!prefill) return local('local-prefill', 'prefill_saturated'); // every prefill worker past a busy threshold
+    if (!prefill) return local('prefill_saturated'); // every prefill worker past a busy threshold
     // The decode worker computes nothing: its prefill load goes to the prefill worker.
     this.decode.prefillComplete(request.requestId);
     return {
-      mode: 'remote-prefill',
+      mode: DISAGG_MODE_OF.remote,
       reason: 'remote',
       decode,
       prefill,

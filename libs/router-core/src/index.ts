@@ -9,4 +9,4 @@ export { SCORERS, type ScorerId } from './policies/weighted-scorers/index.js';
 export * from './disagg-router.js';
 export * from './router-core.js';
 export * from './health-options.js';
-export { DEFAULT_INHIBIT_MS, Inhibitions } from './inhibitions.js';
+export { DEFAULT_INHIBIT_MS, INHIBIT_REASONS, Inhibitions, type InhibitReason } from './inhibitions.js';

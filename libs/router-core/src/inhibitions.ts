@@ -6,6 +6,11 @@ import { ArmatureError } from '@armature/runtime';
 /** Default inhibition, ms. */
 export const DEFAULT_INHIBIT_MS = 5_000;
 
+/** Why a worker is inhibited: a request failed on it, it failed its health checks, or it is draining. */
+export const INHIBIT_REASONS = ['request_failed', 'health', 'draining'] as const;
+
+export type InhibitReason = (typeof INHIBIT_REASONS)[number];
+
 export class Inhibitions {
   /** Inhibited workers and when their inhibition ends (ms on `now`). */
   private readonly until = new Map<string, number>();
@@ -22,7 +27,7 @@ export class Inhibitions {
   }
 
   /** Inhibits the worker from now for `ms` (extending a running inhibition). */
-  add(worker: string, reason: string): void {
+  add(worker: string, reason: InhibitReason): void {
     if (this.ms === 0) return;
     const fresh = !this.has(worker);
     this.until.set(worker, this.now() + this.ms);

@@ -95,6 +95,13 @@ export type ActiveLoadOp =
   | { op: 'local_prefill'; requestId: string }
   | { op: 'free'; requestId: string };
 
+const OPS: Record<ActiveLoadOp['op'], true> = { add: true, prefill: true, local_prefill: true, free: true };
+/** Every active-load op (armature_router_replica_ops_total's op). */
+export const ACTIVE_LOAD_OPS = Object.keys(OPS) as ReadonlyArray<ActiveLoadOp['op']>;
+
+/** The policy a decision names when the caller pinned the worker (no policy chose it). */
+export const PINNED_POLICY = 'pinned';
+
 const ZERO_OVERLAP: Readonly<KvOverlap> = Object.freeze({ blocks: 0, device: 0, host: 0, disk: 0, remote: 0 });
 const hrSeconds = (from: bigint, to: bigint): number => Number(to - from) / 1e9;
 
@@ -186,7 +193,7 @@ export class KvRouter {
       promptBlocks,
       overlapBlocks,
       fullBlocks,
-      policy: request.pinned ? 'pinned' : this.policy.id,
+      policy: request.pinned ? PINNED_POLICY : this.policy.id,
       stages: {
         hashing: hrSeconds(started, hashed),
         findMatches: hrSeconds(hashed, matched),

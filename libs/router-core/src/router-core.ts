@@ -17,8 +17,8 @@ import { ArmatureError } from '@armature/runtime';
 import { DisaggRouter, type DisaggOptions, type DisaggOutcome } from './disagg-router.js';
 import { KvRouter, type ActiveLoadOp, type CandidateWorker } from './kv-router.js';
 import { createPolicy } from './policies/index.js';
-import { DEFAULT_INHIBIT_MS, Inhibitions } from './inhibitions.js';
-import { RouterQueue, type RouterQueueOptions } from './router-queue.js';
+import { DEFAULT_INHIBIT_MS, Inhibitions, type InhibitReason } from './inhibitions.js';
+import { RouterQueue, type QueueRejectReason, type RouterQueueOptions } from './router-queue.js';
 
 export type WorkerRole = 'decode' | 'prefill';
 
@@ -44,7 +44,7 @@ export interface RouterObserver {
   /** No worker (or no healthy one) serves the model. */
   noWorker?(model: string): void;
   /** A waiting request was refused: the queue was full, or it waited past the timeout. */
-  queueRejected?(reason: 'full' | 'timeout'): void;
+  queueRejected?(reason: QueueRejectReason): void;
   /** A waiting request was placed after `seconds` in the queue. */
   queueWaited?(seconds: number): void;
   /** Requests waiting, over every model (after each change). */
@@ -237,7 +237,7 @@ export class RouterCore {
    * Leaves a worker out of every decision for inhibitMs (a request failed on it, or its
    * health check did), unless it is the only one left; a later call extends it.
    */
-  inhibit(instanceId: string, reason: string): void {
+  inhibit(instanceId: string, reason: InhibitReason): void {
     this.inhibitions.add(instanceId, reason);
   }
 

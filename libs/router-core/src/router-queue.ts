@@ -5,6 +5,11 @@
 // timeout is refused too. It holds items and orders them; it does not decide when a
 // worker has room (the router retries `drain` when load changes).
 
+/** Why a waiting request is refused: the queue was full, or it waited past the timeout. */
+export const QUEUE_REJECT_REASONS = ['full', 'timeout'] as const;
+
+export type QueueRejectReason = (typeof QUEUE_REJECT_REASONS)[number];
+
 export type QueueOrder = 'fcfs' | 'shortest-prompt';
 
 export interface RouterQueueOptions {

@@ -34,6 +34,7 @@ import {
 } from '@armature/transfer';
 import { KvEventLog } from './kv-event-log.js';
 import { KvPuller } from './kv-puller.js';
+import { zeroWorkerSeries } from './metric-series.js';
 import { PinTable } from './pin-table.js';
 import { WorkerService } from './worker-service.js';
 
@@ -157,7 +158,7 @@ export async function runWorker(role: 'decode' | 'prefill'): Promise<void> {
   metrics.get('armature_worker_max_num_seqs').set({ model }, card.maxNumSeqs);
   const engineUp = metrics.get('armature_worker_engine_up');
   engineUp.set({ model, engine: card.engine }, 1);
-  metrics.get('armature_worker_preemptions_total').inc({ model }, 0);
+  zeroWorkerSeries(metrics, { role, model, backends: agent?.backendKinds });
   engine.onStep((step) => {
     metrics.get('armature_worker_batch_size').observe({ model }, step.sequences);
     metrics.get('armature_worker_batch_prefill_tokens').observe({ model }, step.prefillTokens);

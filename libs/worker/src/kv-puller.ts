@@ -13,17 +13,21 @@ import { checkDescriptor, DescriptorError } from './descriptor.js';
 
 const log = createLogger('worker/kv-pull');
 
-export type ImportOutcome =
-  | 'imported'
-  | 'no_descriptor'
-  | 'transfer_off'
-  | 'layout_mismatch'
-  | 'bad_descriptor'
-  | 'no_free_blocks'
-  | 'transfer_failed'
-  | 'verify_failed'
-  | 'cancelled'
-  | 'error';
+/** How a remote prefill ends on the decode worker (armature_worker_remote_prefill_total's outcome). */
+export const IMPORT_OUTCOMES = [
+  'imported',
+  'no_descriptor',
+  'transfer_off',
+  'layout_mismatch',
+  'bad_descriptor',
+  'no_free_blocks',
+  'transfer_failed',
+  'verify_failed',
+  'cancelled',
+  'error',
+] as const;
+
+export type ImportOutcome = (typeof IMPORT_OUTCOMES)[number];
 
 export interface KvPullerOptions {
   kv: KvTransferHooks;

@@ -9,12 +9,17 @@ const log = createLogger('worker/pins');
 /** How long a prefill keeps its blocks for a decode worker unless released (Dynamo's default: 480 s). */
 export const DEFAULT_PIN_TIMEOUT_MS = 480_000;
 
+/** How a pin ends (armature_worker_pins_total's how). */
+export const PIN_ENDINGS = ['released', 'expired', 'closed'] as const;
+
+export type PinEnding = (typeof PIN_ENDINGS)[number];
+
 export interface PinTableOptions {
   /** Frees a pin's blocks in the engine; returns false when the engine held nothing under the id. */
   release: (pinId: string) => boolean;
   timeoutMs?: number;
   /** Told about every pin that ends, and how. */
-  onEnd?: (pinId: string, how: 'released' | 'expired' | 'closed') => void;
+  onEnd?: (pinId: string, how: PinEnding) => void;
 }
 
 export class PinTable {
@@ -59,7 +64,7 @@ export class PinTable {
     for (const pinId of [...this.timers.keys()]) this.end(pinId, 'closed');
   }
 
-  private end(pinId: string, how: 'released' | 'expired' | 'closed'): boolean {
+  private end(pinId: string, how: PinEnding): boolean {
     const timer = this.timers.get(pinId);
     if (!timer) return false;
     clearTimeout(timer);

@@ -46,6 +46,12 @@ const FINISH: Record<EngineFinish, FinishReason> = {
   error: FinishReason.FINISH_REASON_ERROR,
 };
 
+/**
+ * Every finish_reason of armature_worker_requests_total: the engine's, a request handed
+ * back at shutdown (evicted), and a prompt prefilled for a decode worker (prefilled).
+ */
+export const WORKER_FINISH_REASONS = [...(Object.keys(FINISH) as EngineFinish[]), 'evicted', 'prefilled'] as const;
+
 export interface WorkerServiceOptions {
   instanceId: string;
   engine: Engine;

@@ -17,6 +17,11 @@ export interface AdmissionOptions {
   maxInflightPerClient?: number;
 }
 
+/** Why a request is refused at the door (armature_frontend_admission_rejected_total's reason). */
+export const ADMISSION_REJECT_REASONS = ['queue_full', 'queue_timeout', 'client_limit'] as const;
+
+export type AdmissionRejectReason = (typeof ADMISSION_REJECT_REASONS)[number];
+
 /** A refusal with the seconds a client should wait before retrying (the Retry-After header). */
 export class AdmissionError extends ArmatureError {
   constructor(
@@ -40,7 +45,7 @@ interface ModelGate {
 }
 
 export interface AdmissionObserver {
-  rejected?(model: string, reason: string): void;
+  rejected?(model: string, reason: AdmissionRejectReason): void;
   waited?(model: string, seconds: number): void;
   depth?(model: string, running: number, waiting: number): void;
 }

@@ -29,6 +29,7 @@ import {
 import { Admission, AdmissionError } from './admission.js';
 import { answerClientError, HttpError, readJsonBody } from './http-body.js';
 import { observeEvents } from './event-metrics.js';
+import { ENDPOINT_LABELS, type FrontendStage } from './metric-series.js';
 import {
   prepare,
   run,
@@ -225,7 +226,7 @@ export class FrontendHttp {
     res: ServerResponse,
     span: Span | undefined,
   ): Promise<void> {
-    const endpoint = kind === 'chat' ? 'chat_completions' : 'completions';
+    const endpoint = ENDPOINT_LABELS[kind];
     const started = performance.now();
     const metrics = this.options.metrics;
     let modelLabel = 'unknown';
@@ -256,7 +257,7 @@ export class FrontendHttp {
       modelLabel = request.model;
       // Before anything costly (tokenizing, routing): over capacity, the answer is a quick 503.
       releaseSlot = await this.admission.admit(request.model, clientKey(req), ctx.signal);
-      const stage = (name: string, since: number): void =>
+      const stage = (name: FrontendStage, since: number): void =>
         metrics
           .get('armature_frontend_stage_seconds')
           .observe({ model: modelLabel, stage: name }, (performance.now() - since) / 1000);

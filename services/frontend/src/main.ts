@@ -14,6 +14,7 @@ import {
 } from '@armature/runtime';
 import { Admission } from './admission.js';
 import { FrontendHttp } from './http-server.js';
+import { zeroFrontendSeries, zeroModelSeries } from './metric-series.js';
 import { Upstream } from './upstream.js';
 
 const log = createLogger('frontend');
@@ -32,6 +33,8 @@ async function main(): Promise<void> {
   upstream.start();
   const metrics = new MetricsRegistry();
   startProcessMetrics(metrics, { service: 'frontend', tracing: tracingStats });
+  zeroFrontendSeries(metrics);
+  upstream.onModel((model) => zeroModelSeries(metrics, model));
   const http = new FrontendHttp({
     upstream,
     metrics,

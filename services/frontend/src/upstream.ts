@@ -54,6 +54,7 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
   private readonly routers = new Map<string, { record: InstanceRecord; client: RouterClient }>();
   private readonly workerClients = new Map<string, WorkerClient>();
   private readonly firstSeen = new Map<string, number>();
+  private readonly modelListeners: Array<(model: string) => void> = [];
   private readonly watches: Watch[] = [];
   private nextRouter = 0;
   /** The router that placed each in-flight request: it keeps that request's load. */
@@ -80,7 +81,10 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
           loadTokenizer(e.record.card.tokenizer).catch((err: unknown) =>
             log.warn('cannot load the tokenizer a worker names', { tokenizer: e.record.card?.tokenizer, err }),
           );
-          if (!this.firstSeen.has(e.record.model)) this.firstSeen.set(e.record.model, Math.floor(Date.now() / 1000));
+          if (!this.firstSeen.has(e.record.model)) {
+            this.firstSeen.set(e.record.model, Math.floor(Date.now() / 1000));
+            for (const l of this.modelListeners) l(e.record.model);
+          }
         }
       }),
       this.discovery.watch({ role: 'router' }, (e) => {
@@ -96,6 +100,12 @@ export class Upstream implements RouterPort, WorkerPort, ModelCatalog {
         }
       }),
     );
+  }
+
+  /** Tells `listener` of every model a worker serves, once each: those seen so far at once, the others as they come. */
+  onModel(listener: (model: string) => void): void {
+    this.modelListeners.push(listener);
+    for (const model of this.firstSeen.keys()) listener(model);
   }
 
   /** Models with at least one live worker. */

@@ -15,6 +15,10 @@ import type { WorkerDirectory, WorkerEntry } from './worker-directory.js';
 
 const log = createLogger('router/health');
 
+/** Results of a check (armature_router_health_checks_total's result). */
+export const HEALTH_CHECK_RESULTS = ['ok', 'failed', 'canary_ok'] as const;
+type HealthCheckResult = (typeof HEALTH_CHECK_RESULTS)[number];
+
 interface WorkerHealth {
   failures: number;
   /** This checker inhibited the worker (and may lift it). */
@@ -37,6 +41,11 @@ export class HealthChecker {
     options: HealthCheckOptions = {},
   ) {
     this.options = checkHealthOptions(options);
+    // A worker that joins is healthy (the core routes to it) until it fails its checks.
+    if (this.options.intervalMs > 0)
+      directory.onAdded(({ record }) =>
+        this.metrics.get('armature_router_worker_healthy').set({ worker: record.instanceId }, 1),
+      );
     directory.onRemoved((id) => {
       this.state.delete(id);
       this.metrics.get('armature_router_worker_healthy').remove({ worker: id });
@@ -86,7 +95,7 @@ export class HealthChecker {
   }
 
   private passed(id: string, h: WorkerHealth): void {
-    this.metrics.get('armature_router_health_checks_total').inc({ result: 'ok' });
+    this.metrics.get('armature_router_health_checks_total').inc({ result: 'ok' satisfies HealthCheckResult });
     this.metrics.get('armature_router_worker_healthy').set({ worker: id }, 1);
     h.failures = 0;
     if (h.inhibited) {
@@ -97,7 +106,7 @@ export class HealthChecker {
   }
 
   private failed(id: string, h: WorkerHealth, reason: string): void {
-    this.metrics.get('armature_router_health_checks_total').inc({ result: 'failed' });
+    this.metrics.get('armature_router_health_checks_total').inc({ result: 'failed' satisfies HealthCheckResult });
     h.failures++;
     if (reason === 'draining' || h.failures >= this.options.failures) {
       this.metrics.get('armature_router_worker_healthy').set({ worker: id }, 0);
@@ -154,7 +163,7 @@ export class HealthChecker {
       call.on('error', (err: ServiceError) => reject(asReason(err, 'canary')));
       call.on('end', () => resolve());
     }).then(() => {
-      this.metrics.get('armature_router_health_checks_total').inc({ result: 'canary_ok' });
+      this.metrics.get('armature_router_health_checks_total').inc({ result: 'canary_ok' satisfies HealthCheckResult });
     });
   }
 }

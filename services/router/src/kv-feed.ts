@@ -21,6 +21,16 @@ import type { WorkerDirectory } from './worker-directory.js';
 
 const log = createLogger('router/kv-feed');
 
+/** Label values of the feed's counters: sequence gaps, skipped batches, and KV state loads. */
+export const KV_GAP_KINDS = ['loss', 'restart'] as const;
+export const KV_SKIP_REASONS = ['undecodable', 'unknown_publisher'] as const;
+export const KV_LOAD_KINDS = ['full', 'range'] as const;
+export const KV_LOAD_OUTCOMES = ['ok', 'error'] as const;
+type GapKind = (typeof KV_GAP_KINDS)[number];
+type SkipReason = (typeof KV_SKIP_REASONS)[number];
+type LoadKind = (typeof KV_LOAD_KINDS)[number];
+type LoadOutcome = (typeof KV_LOAD_OUTCOMES)[number];
+
 /** Fetches a worker's KV state: the batches from `fromSeq` on, or a full dump when undefined. */
 export type KvDumpFetcher = (record: InstanceRecord, fromSeq: bigint | undefined) => Promise<DumpKvStateResponse>;
 
@@ -106,7 +116,7 @@ export class KvFeed {
     const feed = this.byAddress.get(gap.publisher);
     if (!feed || this.closed) return;
     if (isPublisherRestart(gap)) {
-      this.options.metrics.get('armature_router_kv_gaps_total').inc({ kind: 'restart' });
+      this.options.metrics.get('armature_router_kv_gaps_total').inc({ kind: 'restart' satisfies GapKind });
       log.warn('KV publisher restarted; reloading its state', { worker: feed.record.instanceId });
       this.load(feed, undefined);
       return;
@@ -118,7 +128,7 @@ export class KvFeed {
 
   /** Messages from `feed.nextSeq` up to `receivedSeq` are lost: fetch the range; what arrives meanwhile is buffered. */
   private recoverLoss(feed: WorkerFeed, receivedSeq: bigint): void {
-    this.options.metrics.get('armature_router_kv_gaps_total').inc({ kind: 'loss' });
+    this.options.metrics.get('armature_router_kv_gaps_total').inc({ kind: 'loss' satisfies GapKind });
     log.warn('KV event gap; fetching the missing range', {
       worker: feed.record.instanceId,
       expected: String(feed.nextSeq),
@@ -212,7 +222,9 @@ export class KvFeed {
   private onMessage(msg: EventMessage): void {
     const feed = this.byAddress.get(msg.publisher);
     if (!feed) {
-      this.options.metrics.get('armature_router_kv_events_skipped_total').inc({ reason: 'unknown_publisher' });
+      this.options.metrics
+        .get('armature_router_kv_events_skipped_total')
+        .inc({ reason: 'unknown_publisher' satisfies SkipReason });
       return;
     }
     if (feed.phase !== 'live') {
@@ -247,7 +259,9 @@ export class KvFeed {
     try {
       batch = decodeKvEventBatch(payload);
     } catch (err) {
-      this.options.metrics.get('armature_router_kv_events_skipped_total').inc({ reason: 'undecodable' });
+      this.options.metrics
+        .get('armature_router_kv_events_skipped_total')
+        .inc({ reason: 'undecodable' satisfies SkipReason });
       log.warn('undecodable KV event batch', { worker: feed.record.instanceId, error: (err as Error).message });
       return;
     }
@@ -267,20 +281,22 @@ export class KvFeed {
     if (fromSeq === undefined) feed.buffered = [];
     const generation = ++feed.generation;
     clearTimeout(feed.retryTimer);
-    const kind = fromSeq === undefined ? 'full' : 'range';
+    const kind: LoadKind = fromSeq === undefined ? 'full' : 'range';
     this.fetchDump(feed.record, fromSeq).then(
       (dump) => {
         if (feed.closed || generation !== feed.generation) return;
         // A range the worker no longer buffers comes back as a full dump.
         this.options.metrics
           .get('armature_router_kv_recoveries_total')
-          .inc({ kind: dump.fullDump ? 'full' : 'range', outcome: 'ok' });
+          .inc({ kind: (dump.fullDump ? 'full' : 'range') satisfies LoadKind, outcome: 'ok' satisfies LoadOutcome });
         feed.retryMs = 250;
         this.applyDump(feed, dump);
       },
       (err: unknown) => {
         if (feed.closed || generation !== feed.generation) return;
-        this.options.metrics.get('armature_router_kv_recoveries_total').inc({ kind, outcome: 'error' });
+        this.options.metrics
+          .get('armature_router_kv_recoveries_total')
+          .inc({ kind, outcome: 'error' satisfies LoadOutcome });
         log.warn('KV state load failed; retrying', {
           worker: feed.record.instanceId,
           kind,
@@ -316,7 +332,7 @@ export class KvFeed {
       const msg = pending[i]!;
       if (msg.seq < feed.nextSeq) continue;
       if (msg.seq > feed.nextSeq) {
-        this.options.metrics.get('armature_router_kv_gaps_total').inc({ kind: 'loss' });
+        this.options.metrics.get('armature_router_kv_gaps_total').inc({ kind: 'loss' satisfies GapKind });
         feed.buffered = pending.slice(i);
         this.load(feed, feed.nextSeq);
         return;

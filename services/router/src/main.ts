@@ -22,6 +22,7 @@ import {
 } from '@armature/runtime';
 import { HealthChecker } from './health-checker.js';
 import { KvFeed } from './kv-feed.js';
+import { followWorkerSeries, zeroRouterSeries } from './metric-series.js';
 import { ACTIVE_TOPIC, ReplicaSync } from './replica-sync.js';
 import { Router, routerGrpcHandlers } from './router-service.js';
 import { WorkerDirectory } from './worker-directory.js';
@@ -61,6 +62,8 @@ async function main(): Promise<void> {
     roles: ['decode', 'prefill', 'router'],
     topics: [KV_TOPIC, ACTIVE_TOPIC],
   });
+  zeroRouterSeries(metrics, kv.policy.id);
+  followWorkerSeries(metrics, workers, kv.policy.id);
   const feed = new KvFeed({
     index: kv.index,
     directory: workers,

@@ -30,6 +30,7 @@ import {
 import { annotateActiveSpan, createLogger, toGrpcError } from '@armature/runtime';
 import type { MetricsRegistry } from '@armature/metrics';
 import { publishesKvEvents, type KvFeed } from './kv-feed.js';
+import { OVERHEAD_STAGES } from './metric-series.js';
 import type { WorkerDirectory, WorkerEntry } from './worker-directory.js';
 
 const log = createLogger('router');
@@ -78,14 +79,13 @@ export function routerMetrics(metrics: MetricsRegistry): RouterObserver {
   };
 }
 
+const STAGE_KEYS = Object.keys(OVERHEAD_STAGES) as Array<keyof typeof OVERHEAD_STAGES>;
+
 function recordOutcome(m: MetricsRegistry, model: string, outcome: RouteOutcome): void {
   const worker = outcome.worker.instanceId;
   m.get('armature_router_decisions_total').inc({ model, policy: outcome.policy, worker });
   const overhead = m.get('armature_router_overhead_seconds');
-  overhead.observe({ stage: 'hashing' }, outcome.stages.hashing);
-  overhead.observe({ stage: 'find_matches' }, outcome.stages.findMatches);
-  overhead.observe({ stage: 'scoring' }, outcome.stages.scoring);
-  overhead.observe({ stage: 'total' }, outcome.stages.total);
+  for (const key of STAGE_KEYS) overhead.observe({ stage: OVERHEAD_STAGES[key] }, outcome.stages[key]);
   if (outcome.fullBlocks > 0) {
     m.get('armature_router_kv_hit_ratio').observe(
       { policy: outcome.policy },

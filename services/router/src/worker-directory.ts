@@ -59,6 +59,7 @@ export class WorkerDirectory {
   private readonly messageListeners = new Map<string, Array<(msg: EventMessage) => void>>();
   private readonly gapListeners = new Map<string, Array<(gap: SequenceGap) => void>>();
   private readonly removedListeners: Array<(id: string) => void> = [];
+  private readonly addedListeners: Array<(entry: WorkerEntry) => void> = [];
   private readonly changeListeners: Array<() => void> = [];
   private readonly clients = new Map<string, WorkerClient>();
 
@@ -158,7 +159,9 @@ export class WorkerDirectory {
       return;
     }
     if (existing && existing.record.grpcAddress !== record.grpcAddress) this.dropClient(existing.record.grpcAddress);
-    this.workers.set(record.instanceId, { record, published: existing?.published });
+    const entry: WorkerEntry = { record, published: existing?.published };
+    this.workers.set(record.instanceId, entry);
+    if (!existing) for (const l of this.addedListeners) l(entry);
     this.changed();
     if (!existing)
       log.info('worker joined', {
@@ -207,6 +210,11 @@ export class WorkerDirectory {
       client.close();
       this.clients.delete(address);
     }
+  }
+
+  /** Listens to workers joining (first seen with an address, a model and a card). */
+  onAdded(listener: (entry: WorkerEntry) => void): void {
+    this.addedListeners.push(listener);
   }
 
   onRemoved(listener: (instanceId: string) => void): void {
