@@ -13,7 +13,7 @@ describe('graph: every service kind, with typed settings', () => {
       {
         model: 'm',
         services: {
-          planner: { replicas: 0, sloTtftMs: 300, connector: 'kubernetes' },
+          planner: { replicas: 0, sloTtftMs: 300, connector: 'kubernetes', mode: 'load' },
           encoder: { replicas: 0, engineArgs: { speedup: 2 } },
           decode: {},
         },
@@ -25,11 +25,15 @@ describe('graph: every service kind, with typed settings', () => {
       ['encoder', 0],
       ['decode', 1],
     ]);
-    expect(serviceOfKind(graph, 'planner')!.settings).toEqual({
+    expect(serviceOfKind(graph, 'planner')!.settings).toMatchObject({
+      servedModel: 'm',
+      engine: 'mocker',
+      mode: 'load',
       sloTtftMs: 300,
       sloItlMs: 50,
-      intervalMs: 60_000,
+      intervalMs: 10_000,
       connector: 'kubernetes',
+      pools: { decode: {} },
     });
     expect(serviceOfKind(graph, 'planner')!.env).toMatchObject({ ARMATURE_PLANNER_CONNECTOR: 'kubernetes' });
     expect(serviceOfKind(graph, 'encoder')!.settings).toMatchObject({ servedModel: 'm', engine: 'mocker' });
@@ -73,14 +77,30 @@ describe('graph: every service kind, with typed settings', () => {
     ).toThrow(/replicas/);
   });
 
-  it('refuses to launch a planner or an encoder before their services exist, naming them', async () => {
-    const graph = compileGraph({ model: 'm', services: { planner: {}, decode: { replicas: 0 } } }, { name: 't' });
-    expect(() => new Supervisor(graph)).toThrow(LaunchError);
-    expect(() => new Supervisor(graph)).toThrow(/no planner service to run yet \(services\/planner\)/);
-    await expect(launch(graph, { tempDiscoveryDir: 'armature-deploy-t-', out: null })).rejects.toThrow(
+  it("checks the planner's scaling options against planner-core and the graph's pools, naming the field", () => {
+    const graph = (planner: Record<string, unknown>, extra: Record<string, unknown> = {}) =>
+      compileGraph({ model: 'm', services: { planner, decode: {}, ...extra } }, { name: 't' });
+    expect(() => graph({ mode: 'load', predictor: 'tea-leaves' })).toThrow(
+      /services\.planner: planner\.predictor\.id: unknown predictor "tea-leaves"/,
+    );
+    expect(() => graph({ mode: 'load', pools: { decode: { min: 3, max: 2 } } })).toThrow(
+      /services\.planner: planner\.pools\.decode\.min: min 3 is above max 2/,
+    );
+    expect(() => graph({ mode: 'load', pools: { prefill: {}, decode: {} } })).toThrow(
+      /services\.planner\.pools\.prefill: the graph has no prefill service to scale/,
+    );
+    expect(() => graph({ mode: 'both' })).toThrow(/planner\.profile: mode both needs a profile/);
+    expect(() => graph({ mode: 'load', intervalMs: 0 })).toThrow(/services\.planner\.intervalMs must be an integer/);
+    const disagg = graph({ mode: 'load' }, { prefill: {} });
+    expect(serviceOfKind(disagg, 'planner')!.settings.pools).toEqual({ prefill: {}, decode: {} });
+  });
+
+  it('refuses to launch an encoder before its service exists, naming it', async () => {
+    const encoder = compileGraph({ model: 'm', services: { encoder: { replicas: 2 } } }, { name: 't' });
+    expect(() => new Supervisor(encoder)).toThrow(LaunchError);
+    expect(() => new Supervisor(encoder)).toThrow(/no encoder service to run yet \(services\/encoder\)/);
+    await expect(launch(encoder, { tempDiscoveryDir: 'armature-deploy-t-', out: null })).rejects.toThrow(
       /set its replicas to 0/,
     );
-    const encoder = compileGraph({ model: 'm', services: { encoder: { replicas: 2 } } }, { name: 't' });
-    expect(() => new Supervisor(encoder)).toThrow(/no encoder service to run yet \(services\/encoder\)/);
   });
 });

@@ -8,9 +8,16 @@ import { resolve } from 'node:path';
 import { parse } from 'yaml';
 import { GraphError } from './errors.js';
 import { SERVICE_KINDS, type ServiceKind } from './service-kinds.js';
+import { compilePlannerConfig } from '@armature/planner-core';
 import { checkRouterSettings } from './settings/router.js';
 import { settingsFromGraph, settingsToEnv, type SettingsTable } from './settings/setting.js';
-import { SETTINGS_BY_KIND, type SettingsByKind, type WorkerSettings } from './settings/tables.js';
+import {
+  plannerConfigInput,
+  SETTINGS_BY_KIND,
+  type PlannerSettings,
+  type SettingsByKind,
+  type WorkerSettings,
+} from './settings/tables.js';
 
 export { GraphError } from './errors.js';
 export type { ServiceKind } from './service-kinds.js';
@@ -131,7 +138,34 @@ export function compileGraph(doc: unknown, defaults: { name: string }): Deployme
     if (!isObject(raw)) throw new GraphError(`${where} must be a mapping`);
     services.push(compileService(kind, raw, where, model) as ServiceSpec);
   }
+  const planner = services.findIndex((s) => s.kind === 'planner');
+  if (planner >= 0) services[planner] = compilePlanner(services[planner] as ServiceSpecOf<'planner'>, services);
   return { name, model, discoveryDir, httpPort: httpPortOf(services), host, services };
+}
+
+/**
+ * Fills what the planner learns from the rest of the graph (its pools default to the
+ * graph's worker pools; the workers' engine) and checks its scaling options with
+ * planner-core's own compiler, so a bad one fails when the graph is read.
+ */
+function compilePlanner(spec: ServiceSpecOf<'planner'>, services: readonly ServiceSpec[]): ServiceSpecOf<'planner'> {
+  const where = 'services.planner';
+  const has = (kind: ServiceKind): boolean => services.some((s) => s.kind === kind);
+  const decode = services.find((s): s is ServiceSpecOf<'decode'> => s.kind === 'decode');
+  if (!decode) throw new GraphError(`${where}: the planner scales decode workers, and the graph has none`);
+  const settings: PlannerSettings = { ...spec.settings, engine: decode.settings.engine };
+  if (Object.keys(settings.pools).length === 0)
+    settings.pools = has('prefill') ? { prefill: {}, decode: {} } : { decode: {} };
+  for (const pool of Object.keys(settings.pools))
+    if ((pool === 'prefill' || pool === 'decode') && !has(pool))
+      throw new GraphError(`${where}.pools.${pool}: the graph has no ${pool} service to scale`);
+  if (settings.profile !== '') settings.profile = resolve(settings.profile);
+  try {
+    compilePlannerConfig(plannerConfigInput(settings));
+  } catch (err) {
+    throw new GraphError(`${where}: ${(err as Error).message}`);
+  }
+  return serviceOf('planner', spec.replicas, settings, spec.extraEnv);
 }
 
 function httpPortOf(services: readonly ServiceSpec[]): number {

@@ -10,3 +10,5 @@ export * from './scale-port.js';
 export * from './service-kinds.js';
 export * from './settings/index.js';
 export * from './supervisor.js';
+export * from './control-api.js';
+export * from './control-client.js';

@@ -1,11 +1,13 @@
 // The one way to run a deployment graph on this host, for the CLI (`armature up`), the
 // benchmarks' local clusters and the integration tests: prepares what the callers differ
 // in (a throwaway discovery directory, a free HTTP port) and starts a Supervisor with the
-// rest of their options (logs, output capture, readiness, restart, extra environment).
+// rest of their options (logs, output capture, readiness, restart, extra environment),
+// and the control API beside it when asked (or when the graph runs a planner).
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { envInt, envString } from '@armature/runtime';
+import { startControlServer, type ControlServer } from './control-api.js';
 import { LaunchError } from './errors.js';
 import { freePort } from './free-port.js';
 import { serviceOfKind, withSettings, type DeploymentGraph } from './graph.js';
@@ -26,7 +28,18 @@ export interface LaunchOptions extends SupervisorOptions {
   freePort?: boolean;
   /** Aborting stops whatever was started and makes launch() reject. */
   signal?: AbortSignal;
+  /**
+   * Serve the control API (control-api.ts) while the supervisor runs, on `socketPath`
+   * (default control.sock in the graph's state directory, the discovery directory's parent:
+   * `.armature/<graph>/`; with tempDiscoveryDir, beside that temp directory); planner
+   * replicas get its address in ARMATURE_CONTROL_ADDRESS. Default: on when the graph runs a
+   * planner, else off.
+   */
+  control?: boolean | { socketPath?: string };
 }
+
+/** A started supervisor, with the control API launch() serves beside it (stop() closes it). */
+export type LaunchedSupervisor = Supervisor & { readonly control: ControlServer | undefined };
 
 /**
  * Node.js flags for every service from ARMATURE_BENCH_NODE_ARGS (space-separated; default
@@ -52,22 +65,46 @@ export function livenessFromEnv(env: Record<string, string | undefined> = proces
   };
 }
 
-/** Starts `graph` as supervised processes; resolves with the running supervisor (its scale port). */
-export async function launch(graph: DeploymentGraph, options: LaunchOptions = {}): Promise<Supervisor> {
+/**
+ * Starts `graph` as supervised processes, and its control API if asked; resolves with the
+ * running supervisor (its scale port).
+ */
+export async function launch(graph: DeploymentGraph, options: LaunchOptions = {}): Promise<LaunchedSupervisor> {
   let g = graph;
   let tempDir: string | undefined;
   if (options.tempDiscoveryDir !== undefined) {
     tempDir = await mkdtemp(join(tmpdir(), options.tempDiscoveryDir));
     g = { ...g, discoveryDir: tempDir };
   }
+  const wantsControl = options.control ?? (serviceOfKind(g, 'planner')?.replicas ?? 0) > 0;
+  // Filled in once the control API listens, before any replica starts.
+  const plannerEnv: Record<string, string> = { ...options.envByKind?.planner };
   let supervisor: Supervisor;
+  let control: ControlServer | undefined;
+  let startSettled: () => void = () => undefined;
+  const startedGate = new Promise<void>((done) => (startSettled = done));
   try {
     if (options.freePort && serviceOfKind(g, 'frontend'))
       g = withSettings(g, 'frontend', { port: await freePort(g.host) });
     supervisor = new Supervisor(g, {
       ...options,
+      envByKind: { ...options.envByKind, planner: plannerEnv },
       removeDiscoveryDirOnStop: options.removeDiscoveryDirOnStop ?? tempDir !== undefined,
     });
+    if (wantsControl) {
+      // Listening before the planner starts, so the address it gets answers; scale requests wait for start().
+      const custom = typeof options.control === 'object' ? options.control.socketPath : undefined;
+      const stateBase =
+        tempDir === undefined ? join(dirname(resolve(g.discoveryDir)), 'control') : `${tempDir}.control`;
+      control = await startControlServer(supervisor, {
+        socketPath: custom ?? `${stateBase}.sock`,
+        addressFile: custom === undefined ? `${stateBase}.address` : undefined,
+        notBefore: startedGate,
+      });
+      plannerEnv.ARMATURE_CONTROL_ADDRESS = control.address;
+      const server = control;
+      supervisor.afterStop(() => server.close());
+    }
   } catch (err) {
     if (tempDir) await rm(tempDir, { recursive: true, force: true });
     throw err;
@@ -80,12 +117,13 @@ export async function launch(graph: DeploymentGraph, options: LaunchOptions = {}
     await supervisor.start();
   } finally {
     signal?.removeEventListener('abort', onAbort);
+    startSettled();
   }
   if (signal?.aborted) {
     await supervisor.stop();
     throw new LaunchError('launch aborted');
   }
-  return supervisor;
+  return Object.assign(supervisor, { control });
 }
 
 /**

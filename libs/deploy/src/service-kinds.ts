@@ -1,5 +1,5 @@
 // The service kinds a deployment graph can hold, and what the launcher needs to know to run
-// one as a process: its entry point (none yet for the planner and the encoder), the log
+// one as a process: its entry point (none yet for the encoder), the log
 // line that says it is ready, and its place in the start and stop order.
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -37,7 +37,12 @@ export const SERVICE_PROCESS: Record<ServiceKind, ServiceProcessSpec> = {
     ready: /router ready/,
     stage: 1,
   },
-  planner: { entry: null, home: 'services/planner', ready: /planner ready/, stage: 1 },
+  planner: {
+    entry: resolve(ROOT, 'services/planner/dist/main.js'),
+    home: 'services/planner',
+    ready: /planner ready/,
+    stage: 1,
+  },
   encoder: { entry: null, home: 'services/encoder', ready: /worker ready/, stage: 0 },
   prefill: {
     entry: resolve(ROOT, 'services/prefill/dist/main.js'),

@@ -72,7 +72,7 @@ describe('the supervisor as a scale port', () => {
   }, 60_000);
 
   it('refuses what it cannot run: a kind with no service yet, a kind the graph lacks, a bad count', async () => {
-    await expect(running!.scale('planner', 1)).rejects.toThrow(/no planner service to run yet/);
+    await expect(running!.scale('encoder', 1)).rejects.toThrow(/no encoder service to run yet/);
     await expect(running!.scale('frontend', 1)).rejects.toThrow(LaunchError);
     await expect(running!.scale('decode', -1)).rejects.toThrow(/an integer in \[0, 256\]/);
     expect(running!.replicas('decode')).toBe(1);

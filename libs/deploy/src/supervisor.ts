@@ -126,6 +126,7 @@ export class Supervisor implements ScalePort {
   private scaling: Promise<unknown> = Promise.resolve();
   private colors = 0;
   private readonly liveness: CompiledLiveness | undefined;
+  private readonly afterStopTasks: Array<() => Promise<void>> = [];
 
   constructor(
     readonly graph: DeploymentGraph,
@@ -231,6 +232,11 @@ export class Supervisor implements ScalePort {
     return this.stopping;
   }
 
+  /** Runs `task` once stop() has stopped every replica (launch() closes its control API so). */
+  afterStop(task: () => Promise<void>): void {
+    this.afterStopTasks.push(task);
+  }
+
   /** SIGKILLs every running replica now, without a drain (a second Ctrl-C, the launcher's own exit). */
   killAll(): void {
     for (const m of this.members) m.process?.kill('SIGKILL');
@@ -248,6 +254,7 @@ export class Supervisor implements ScalePort {
     if (this.options.stopOrder === 'together') await stopKind(STOP_ORDER);
     else for (const kind of STOP_ORDER) await stopKind([kind]);
     if (this.options.removeDiscoveryDirOnStop) await rm(this.discoveryDir, { recursive: true, force: true });
+    for (const task of this.afterStopTasks) await task();
   }
 
   private async applyScale(kind: ServiceKind, replicas: number): Promise<void> {

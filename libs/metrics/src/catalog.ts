@@ -414,6 +414,62 @@ export const METRICS = {
     help: "Bytes of this worker's KV blocks served to peers over TCP.",
     labels: [],
   },
+  // planner
+  armature_planner_observed_load: {
+    type: 'gauge',
+    help: 'What the last interval brought: requests per second (series=requests_per_second), mean ISL and OSL in tokens, and the prefix-cache hit rate.',
+    labels: ['series'],
+  },
+  armature_planner_predicted_load: {
+    type: 'gauge',
+    help: "The predictor's forecast for the next interval: requests per second, mean ISL and OSL in tokens.",
+    labels: ['series'],
+  },
+  armature_planner_observed_latency_seconds: {
+    type: 'gauge',
+    help: 'Mean TTFT (kind=ttft) and ITL (kind=itl) over the last interval, as the planner read them.',
+    labels: ['kind'],
+  },
+  armature_planner_estimated_latency_seconds: {
+    type: 'gauge',
+    help: "Load mode's estimate of the next TTFT or ITL on the pool's least-loaded worker.",
+    labels: ['pool', 'kind'],
+  },
+  armature_planner_proposed_replicas: {
+    type: 'gauge',
+    help: 'Replicas each mode proposed for the pool (mode=throughput or load) and the count after the constraints (mode=final).',
+    labels: ['pool', 'mode'],
+  },
+  armature_planner_desired_replicas: {
+    type: 'gauge',
+    help: 'Replicas the planner last asked the connector for.',
+    labels: ['pool'],
+  },
+  armature_planner_ready_replicas: {
+    type: 'gauge',
+    help: 'Replicas of the pool serving at the last decision.',
+    labels: ['pool'],
+  },
+  armature_planner_decisions_total: {
+    type: 'counter',
+    help: 'Decisions per pool by direction (up, down, hold) and cause (throughput, load, constraint, held: metrics missing or no traffic).',
+    labels: ['pool', 'direction', 'cause'],
+  },
+  armature_planner_worker_seconds_total: {
+    type: 'counter',
+    help: 'Replica-seconds the pool has held (ready and starting replicas over time): the cost the planner minimises.',
+    labels: ['pool'],
+  },
+  armature_planner_observe_errors_total: {
+    type: 'counter',
+    help: 'Failed reads of the metrics the planner observes, by source (prometheus, scrape).',
+    labels: ['source'],
+  },
+  armature_planner_connector_errors_total: {
+    type: 'counter',
+    help: 'Failed attempts to apply replica counts, by connector (each retried with back-off).',
+    labels: ['connector'],
+  },
 } as const satisfies Record<string, MetricSpec>;
 
 export type MetricName = keyof typeof METRICS;

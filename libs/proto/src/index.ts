@@ -4,3 +4,4 @@ export * from './gen/armature/v1/common.js';
 export * from './gen/armature/v1/worker.js';
 export * from './gen/armature/v1/router.js';
 export * from './convert.js';
+export * from './gen/armature/v1/planner.js';

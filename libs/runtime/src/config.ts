@@ -84,18 +84,32 @@ export const ENV_CATALOG = {
   ARMATURE_LOG_LEVEL: 'debug, info, warn or error (default info).',
   ARMATURE_LOG_FORMAT:
     'text (one human-readable line per record) or json (one JSON object per line: time, level, service, instance, component, msg, request_id, fields) (default text).',
-  ARMATURE_PLANNER_SLO_TTFT_MS:
-    'Planner (no service yet): time-to-first-token target the prefill pool is sized for, ms (default 500).',
-  ARMATURE_PLANNER_SLO_ITL_MS:
-    'Planner (no service yet): inter-token latency target the decode pool is sized for, ms (default 50).',
-  ARMATURE_PLANNER_INTERVAL_MS: 'Planner (no service yet): time between two scaling decisions, ms (default 60000).',
+  ARMATURE_PLANNER_SLO_TTFT_MS: 'Planner: time-to-first-token target the pools are sized for, ms (default 500).',
+  ARMATURE_PLANNER_SLO_ITL_MS: 'Planner: inter-token latency target the decode pool is sized for, ms (default 50).',
+  ARMATURE_PLANNER_INTERVAL_MS: 'Planner: time between two scaling decisions, ms (default 10000).',
   ARMATURE_PLANNER_CONNECTOR:
-    'Planner (no service yet): where replica counts are applied: local (the supervisor) or kubernetes (default local).',
+    "Planner: where replica counts are applied: local (the supervisor's control API), kubernetes, or advisory (log and expose, change nothing) (default local).",
+  ARMATURE_PLANNER_MODE:
+    'Planner: throughput (profile-based sizing), load (step-time regressions) or both (throughput sets the floor) (default both).',
+  ARMATURE_PLANNER_PREDICTOR:
+    'Planner: load predictor: constant, moving-average, kalman, arima or holt-winters (default kalman).',
+  ARMATURE_PLANNER_PREDICTOR_PARAMS: "Planner: the predictor's parameters as a JSON object (default {}).",
+  ARMATURE_PLANNER_PROFILE: 'Planner: the profile file `armature profile` wrote (default: unset, load mode only).',
+  ARMATURE_PLANNER_POOLS:
+    'Planner: pool limits as JSON, {"prefill":{"min","max","gpus"},"decode":{...}} (default {}: the graph\'s worker pools, min 1, max 8).',
+  ARMATURE_PLANNER_LIMITS:
+    'Planner: gpuBudget, maxStep, scaleUpCooldownMs, scaleDownCooldownMs, scaleDownFraction, correction, allowProfileMismatch as JSON (default {}).',
+  ARMATURE_PLANNER_PROMETHEUS_URL:
+    'Planner: Prometheus base URL to read metrics from (default: unset, scrape the services found through discovery).',
+  ARMATURE_PLANNER_ENGINE:
+    "Planner: the workers' engine, checked against the profile's; the launcher sets it (default mocker).",
   ARMATURE_LIVENESS_INTERVAL_MS:
     'armature up: time between two liveness probes of one replica (frontend /live, router and worker /metrics), ms (default 5000).',
   ARMATURE_LIVENESS_TIMEOUT_MS: 'armature up: how long one liveness probe waits for an answer, ms (default 2000).',
   ARMATURE_LIVENESS_FAILURES:
     'armature up: liveness probes a replica may miss in a row before it is killed and restarted; 0 turns the probe off (default 6).',
+  ARMATURE_CONTROL_ADDRESS:
+    "Address of the local supervisor's control API (GET and PUT /v1/replicas), unix:/path or http://127.0.0.1:port; the launcher sets it for planner replicas, and writes it to .armature/<graph>/control.address (default: unset, no control API).",
   PROMETHEUS_BIN:
     "armature up --prometheus: the Prometheus binary to run (default: prometheus on PATH, from Debian's prometheus package).",
   ARMATURE_BENCH_NODE_ARGS:

@@ -6,8 +6,10 @@ import { loadTokenizer } from '@armature/tokenizer';
 import { createPolicy, POLICY_IDS } from '@armature/router-core';
 import { loadWorkload, spreadBursts } from './datasets/index.js';
 import { runLoad } from './load/generator.js';
-import type { ScheduleSpec } from './load/schedule.js';
+import { parseRamp, type ScheduleSpec } from './load/schedule.js';
 import { ProgressBar } from './progress.js';
+import { plannerReplayCommand } from './replay/planner-command.js';
+import { parseStaticSize } from './replay/planner-replay.js';
 import { simulate } from './replay/simulator.js';
 import { computeResults, renderHtmlReport, writePlots, type BenchResults, type Slo } from './results/index.js';
 
@@ -109,6 +111,7 @@ export async function benchCommand(argv: string[]): Promise<void> {
       model: { type: 'string' },
       mode: { type: 'string', default: 'trace' },
       rate: { type: 'string' },
+      ramp: { type: 'string' },
       arrival: { type: 'string', default: 'poisson' },
       concurrency: { type: 'string' },
       seed: { type: 'string', default: '1' },
@@ -131,7 +134,13 @@ export async function benchCommand(argv: string[]): Promise<void> {
   if (v.mode === 'trace') schedule = { mode: 'trace', timeScale: num(v['time-scale'], 'time-scale') };
   else if (v.mode === 'rate') {
     if (v.arrival !== 'poisson' && v.arrival !== 'constant') throw new Error('--arrival must be poisson or constant');
-    schedule = { mode: 'rate', rate: num(v.rate, 'rate'), arrival: v.arrival, seed: num(v.seed, 'seed') };
+    schedule = {
+      mode: 'rate',
+      rate: v.ramp ? 0 : num(v.rate, 'rate'),
+      arrival: v.arrival,
+      seed: num(v.seed, 'seed'),
+      ...(v.ramp ? { ramp: parseRamp(v.ramp) } : {}),
+    };
   } else if (v.mode === 'concurrency')
     schedule = { mode: 'concurrency', concurrency: num(v.concurrency, 'concurrency') };
   else throw new Error('--mode must be trace, rate or concurrency');
@@ -189,11 +198,16 @@ export async function replayCommand(argv: string[]): Promise<void> {
       'min-remote-prefill-tokens': { type: 'string', default: '2048' },
       'kv-bytes-per-token': { type: 'string', default: '131072' },
       'bandwidth-gbps': { type: 'string', default: '64' },
+      // The planner drives the pools: --planner <planner.yaml> [--static n | p:d]... [--no-oracle].
+      planner: { type: 'string' },
+      'startup-delay-ms': { type: 'string', default: '30000' },
+      static: { type: 'string', multiple: true },
+      'no-oracle': { type: 'boolean', default: false },
     },
   });
   if (v.mode !== 'agg' && v.mode !== 'disagg') throw new Error(`--mode must be agg or disagg, got ${v.mode}`);
   const disagg =
-    v.mode === 'disagg'
+    v.mode === 'disagg' && !v.planner
       ? {
           prefillWorkers: num(v.prefill, 'prefill'),
           prefillPolicy: v['prefill-policy']!,
@@ -202,7 +216,7 @@ export async function replayCommand(argv: string[]): Promise<void> {
           bandwidthGBps: num(v['bandwidth-gbps'], 'bandwidth-gbps'),
         }
       : undefined;
-  const workerCount = disagg ? num(v.decode, 'decode') : num(v.workers, 'workers');
+  const workerCount = v.planner ? 0 : disagg ? num(v.decode, 'decode') : num(v.workers, 'workers');
   const workload = await workloadFrom(v);
   const timeScale = num(v['time-scale'], 'time-scale');
   const requests = workload.requests.map((r) => ({
@@ -216,6 +230,35 @@ export async function replayCommand(argv: string[]): Promise<void> {
     ...(JSON.parse(v['engine-args']) as Record<string, unknown>),
     speedup: num(v.speedup, 'speedup'),
   };
+  if (v.planner) {
+    const slo = sloFrom(v);
+    if (slo.ttftMs === undefined || slo.itlMs === undefined)
+      throw new Error('--planner needs --slo-ttft-ms and --slo-itl-ms (what SLO attainment counts)');
+    await plannerReplayCommand(requests, {
+      plannerFile: v.planner,
+      mocker,
+      policy: v.policy?.[0] ?? 'kv',
+      policyParams: jsonObject(v.params!, 'params'),
+      ...(v.mode === 'disagg'
+        ? {
+            disagg: {
+              prefillPolicy: v['prefill-policy']!,
+              options: { minRemotePrefillTokens: num(v['min-remote-prefill-tokens'], 'min-remote-prefill-tokens') },
+              kvBytesPerToken: num(v['kv-bytes-per-token'], 'kv-bytes-per-token'),
+              bandwidthGBps: num(v['bandwidth-gbps'], 'bandwidth-gbps'),
+            },
+          }
+        : {}),
+      slo: { ttftMs: slo.ttftMs, itlMs: slo.itlMs },
+      startupDelayMs: num(v['startup-delay-ms'], 'startup-delay-ms'),
+      statics: (v.static ?? []).map(parseStaticSize),
+      oracle: !v['no-oracle'],
+      out: v.out,
+      html: v.html,
+      title: v.title,
+    });
+    return;
+  }
   const requested = v.policy && v.policy.length > 0 ? v.policy : ['kv'];
   const policies = requested.includes('all') ? [...POLICY_IDS] : requested;
   const policyParams = jsonObject(v.params!, 'params');

@@ -4,3 +4,4 @@ export { simulate, type SimRequest, type SimulationOptions, type SimulationResul
 export { runLoad, type LoadOptions } from './load/generator.js';
 export * from './results/index.js';
 export * from './chaos/fault-load.js';
+export { ProgressBar, type ProgressState } from './progress.js';

@@ -42,6 +42,7 @@ const COMMANDS: Array<[string, string[]]> = [
   ],
   ['replay', ['--policy <p>', 'default kv; repeatable', '--engine-args <json>', '--mode <m>', 'default agg']],
   ['report', ['<a.json>', '--html <f.html>', '--plots <dir>']],
+  ['profile', ['--graph <graph.yaml>', '--virtual', '--isl-points <n>', 'default 16', '--max-concurrency <n>']],
 ];
 
 describe('armature --help', () => {
@@ -61,7 +62,7 @@ describe('armature --help', () => {
     const [bare, help] = await Promise.all([armature(), armature('--help')]);
     expect(bare).toMatchObject({ code: 0 });
     expect(help.stdout).toBe(bare.stdout);
-    for (const command of ['up', 'bench', 'replay', 'report'])
+    for (const command of ['up', 'bench', 'replay', 'report', 'profile'])
       expect(bare.stdout).toMatch(new RegExp(`\\n  ${command} `));
   });
 });
@@ -77,9 +78,12 @@ describe("armature and the user's mistakes", () => {
     expect(lines[0]).toContain(`(see armature ${command} --help)`);
   };
 
-  it.each(['up', 'bench', 'replay', 'report'])('%s refuses an unknown option in one line, exit 2', async (command) => {
-    oneLine(await armature(command, '--bogus', 'x'), command, /unknown option --bogus/);
-  });
+  it.each(['up', 'bench', 'replay', 'report', 'profile'])(
+    '%s refuses an unknown option in one line, exit 2',
+    async (command) => {
+      oneLine(await armature(command, '--bogus', 'x'), command, /unknown option --bogus/);
+    },
+  );
 
   it('names a bad value, a missing value, a missing option and a missing file', async () => {
     const synthetic = 'synthetic:count=2,input=4,output=2';

@@ -1,6 +1,7 @@
 // What each `armature` command accepts, for its --help and for the checks run before it
 // starts. The defaults shown are the ones the command applies (tools/bench/src/commands.ts
-// for bench, replay and report; @armature/deploy for up); keep them in step.
+// for bench, replay and report; @armature/deploy for up; tools/profiler/src/command.ts for
+// profile); keep them in step.
 import { WORKLOAD_SPEC_FORMS } from '@armature/bench/datasets';
 import { ENV_CATALOG, type EnvName } from '@armature/runtime';
 import type { CommandSpec, OptionSpec, ParsedValues } from './command-line.js';
@@ -153,5 +154,56 @@ export const REPORT: CommandSpec = {
         : undefined,
 };
 
+export const PROFILE: CommandSpec = {
+  name: 'profile',
+  synopsis: '--graph <graph.yaml> [options]',
+  summary:
+    "Profiles a graph's workers before deployment: what the SLO planner reads.\n\n" +
+    'Starts one worker of each profiled role (the decode workers, and the prefill workers when the graph\n' +
+    'runs any) and drives its Worker gRPC service with token-id prompts: TTFT vs prompt length at batch 1\n' +
+    'with fresh random tokens (no prefix reuse; the median of --repeats runs), then ITL vs concurrency at\n' +
+    "each context, up to what the KV cache holds. Times are as the engine is configured (a mocker's speedup\n" +
+    'included). With --virtual the mocker runs in virtual time instead (no processes; milliseconds).\n' +
+    'Writes profile.json (schema armature.profile/v1, libs/planner-core/src/profile.ts), prefill.svg,\n' +
+    'decode.svg and report.html.',
+  options: {
+    graph: { value: '<graph.yaml>', required: true, doc: 'the deployment graph whose workers are profiled' },
+    engine: {
+      value: '<e>',
+      check: ['mocker', 'llamacpp'],
+      doc: "engine over the graph's (default the graph's; another engine starts from its own defaults)",
+    },
+    out: { value: '<dir>', default: '.armature/profiles/<graph name>', doc: 'where the files go' },
+    virtual: { doc: 'simulate the mocker in virtual time instead of starting workers (mocker only)' },
+    'isl-points': {
+      value: '<n>',
+      default: '16',
+      check: 'number',
+      doc: 'prefill prompt lengths, log-spaced 64 .. min(context length - 1, 32768)',
+    },
+    'context-points': {
+      value: '<n>',
+      default: '6',
+      check: 'number',
+      doc: 'decode contexts, log-spaced 256 .. min(context length / 2, 16384)',
+    },
+    'max-concurrency': {
+      value: '<n>',
+      default: "the engine's maxNumSeqs",
+      check: 'number',
+      doc: 'highest decode concurrency (1, 2, 4, ... and the most that fit in KV)',
+    },
+    repeats: { value: '<n>', default: '3', check: 'number', doc: 'prefill runs per prompt length, live' },
+    'decode-steps': { value: '<n>', default: '32', check: 'number', doc: 'decode steps measured at each point' },
+  },
+  notes: environment(['ARMATURE_BENCH_NODE_ARGS']),
+};
+
 /** Every command, by name. */
-export const COMMANDS: Record<string, CommandSpec> = { up: UP, bench: BENCH, replay: REPLAY, report: REPORT };
+export const COMMANDS: Record<string, CommandSpec> = {
+  up: UP,
+  bench: BENCH,
+  replay: REPLAY,
+  report: REPORT,
+  profile: PROFILE,
+};

@@ -4,6 +4,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { benchCommand, replayCommand, reportCommand } from '@armature/bench';
+import { profileCommand } from '@armature/profiler';
 import { helpText, parseCommandLine, wantsHelp, type CommandSpec, type ParsedValues } from './command-line.js';
 import { COMMANDS } from './command-specs.js';
 import { classify, UsageError } from './errors.js';
@@ -32,6 +33,7 @@ const RUN: Record<string, (argv: string[], positionals: string[], values: Parsed
   bench: (argv) => benchCommand(argv),
   replay: (argv) => replayCommand(argv),
   report: (argv) => reportCommand(argv),
+  profile: (argv) => profileCommand(argv),
 };
 
 async function runCommand(spec: CommandSpec, argv: string[]): Promise<void> {

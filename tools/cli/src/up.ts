@@ -2,6 +2,7 @@
 // in process groups of their own, so a terminal's Ctrl-C reaches only this process, which
 // stops them in order (frontend first, each given its drain timeout); a second Ctrl-C, or
 // this process exiting any other way, kills them at once rather than leaving them behind.
+// The control API (GET and PUT /v1/replicas) runs beside them, for the planner and curl.
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -12,8 +13,8 @@ import {
   loadGraph,
   startPrometheus,
   waitHealthy,
+  type LaunchedSupervisor,
   type PrometheusProcess,
-  type Supervisor,
 } from '@armature/deploy';
 import { FileDiscovery } from '@armature/runtime';
 
@@ -35,7 +36,7 @@ export async function up(graphPath: string | undefined, defaultGraph: string, op
   const graph = await loadGraph(path);
   const liveness = livenessFromEnv();
   const aborted = new AbortController();
-  let supervisor: Supervisor | undefined;
+  let supervisor: LaunchedSupervisor | undefined;
   let prometheus: PrometheusProcess | undefined;
   if (options.prometheus) {
     // Before any service starts: a missing binary or a taken address is a start-up error.
@@ -69,12 +70,16 @@ export async function up(graphPath: string | undefined, defaultGraph: string, op
     prometheus?.kill();
   });
   try {
-    supervisor = await launch(graph, { signal: aborted.signal, detached: true, liveness });
+    supervisor = await launch(graph, { signal: aborted.signal, detached: true, liveness, control: true });
   } catch (err) {
     await prometheus?.stop();
     if (aborted.signal.aborted) process.exit(0);
     throw err;
   }
+  if (supervisor.control)
+    process.stdout.write(
+      `armature: control API at ${supervisor.control.address} (GET, PUT /v1/replicas; address in ${supervisor.control.addressFile})\n`,
+    );
   const hasFrontend = graph.services.some((s) => s.kind === 'frontend' && s.replicas > 0);
   if (hasFrontend) {
     if (await waitHealthy(supervisor.url, { timeoutMs: 60_000 })) {

@@ -19,6 +19,7 @@ const AREAS: Array<{ title: string; prefixes: string[] }> = [
   { title: 'Router', prefixes: ['armature_router_'] },
   { title: 'Worker', prefixes: ['armature_worker_'] },
   { title: 'Transfer', prefixes: ['armature_transfer_'] },
+  { title: 'Planner', prefixes: ['armature_planner_'] },
 ];
 
 /** The markdown for `catalog` (default METRICS): a heading and a table per area, in catalog order. */

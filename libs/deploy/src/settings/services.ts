@@ -5,9 +5,11 @@ import { randomUUID } from 'node:crypto';
 import { settingsFromEnv } from './setting.js';
 import {
   FRONTEND_SETTINGS,
+  PLANNER_SETTINGS,
   PROCESS_SETTINGS,
   WORKER_SETTINGS,
   type FrontendSettings,
+  type PlannerSettings,
   type ProcessSettings,
   type WorkerSettings,
 } from './tables.js';
@@ -28,4 +30,9 @@ export function frontendSettingsFromEnv(env: Env = process.env): FrontendSetting
 /** A worker's settings (ARMATURE_MODEL, ARMATURE_ENGINE, ARMATURE_TRANSFER_*, ...); a bad value throws bad_config. */
 export function workerSettingsFromEnv(env: Env = process.env): WorkerSettings {
   return settingsFromEnv(WORKER_SETTINGS, env);
+}
+
+/** A planner's settings (ARMATURE_PLANNER_*); a bad value throws bad_config. */
+export function plannerSettingsFromEnv(env: Env = process.env): PlannerSettings {
+  return settingsFromEnv(PLANNER_SETTINGS, env);
 }

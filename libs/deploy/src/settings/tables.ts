@@ -275,30 +275,87 @@ export const PROCESS_SETTINGS: SettingsTable<ProcessSettings> = {
   ),
 };
 
-/** The planner's settings (the planner service does not exist yet; the graph keeps them typed). */
+/**
+ * The planner's settings. The scaling options (mode, interval, SLOs, predictor, profile,
+ * pools, limits) are @armature/planner-core's PlannerConfig: the graph checks them with
+ * its compilePlannerConfig, so a bad one fails when the graph is read.
+ */
 export interface PlannerSettings {
+  /** Model the deployment serves: the graph's `model` (checked against the profile's). */
+  servedModel: string;
+  /** Engine of the deployment's workers: the graph's decode engine (checked against the profile's). */
+  engine: string;
+  /** throughput, load or both (default both). */
+  mode: 'throughput' | 'load' | 'both';
   /** Time-to-first-token target, ms (default 500). */
   sloTtftMs: number;
   /** Inter-token latency target, ms (default 50). */
   sloItlMs: number;
-  /** Time between two scaling decisions, ms (default 60 000). */
+  /** Time between two scaling decisions, ms (default 10 000). */
   intervalMs: number;
-  /** Where replica counts are applied (default local: the supervisor's scale port). */
-  connector: 'local' | 'kubernetes';
+  /** Load predictor id (default kalman). */
+  predictor: string;
+  /** The predictor's parameters (default {}). */
+  predictorParams: Record<string, unknown>;
+  /** Profile file, absolute once compiled (default '': none, load mode only). */
+  profile: string;
+  /** Pool limits: { prefill?: { min, max, gpus }, decode: { ... } } (default: the graph's worker pools, min 1 max 8). */
+  pools: Record<string, unknown>;
+  /** gpuBudget, maxStep, cooldowns, scaleDownFraction, correction, allowProfileMismatch (default {}). */
+  limits: Record<string, unknown>;
+  /** Where replica counts are applied (default local: the supervisor's control API). */
+  connector: 'local' | 'kubernetes' | 'advisory';
+  /** Prometheus to read metrics from (default '': scrape the services found through discovery). */
+  prometheusUrl: string;
 }
 
 export const PLANNER_SETTINGS: SettingsTable<PlannerSettings> = {
+  servedModel,
+  engine: {
+    ...stringSetting('ARMATURE_PLANNER_ENGINE', 'mocker', 'Engine of the workers.', 'an engine'),
+    yamlKey: null,
+  },
+  mode: enumSetting(
+    'ARMATURE_PLANNER_MODE',
+    ['throughput', 'load', 'both'] as const,
+    'both',
+    'Throughput, load or both.',
+    'planner mode',
+  ),
   sloTtftMs: integerSetting('ARMATURE_PLANNER_SLO_TTFT_MS', 500, { min: 1 }, 'Time-to-first-token target.'),
   sloItlMs: integerSetting('ARMATURE_PLANNER_SLO_ITL_MS', 50, { min: 1 }, 'Inter-token latency target.'),
-  intervalMs: integerSetting('ARMATURE_PLANNER_INTERVAL_MS', 60_000, { min: 1 }, 'Time between scaling decisions.'),
+  intervalMs: integerSetting('ARMATURE_PLANNER_INTERVAL_MS', 10_000, { min: 1 }, 'Time between scaling decisions.'),
+  predictor: stringSetting('ARMATURE_PLANNER_PREDICTOR', 'kalman', 'Load predictor.', 'a predictor id'),
+  predictorParams: objectSetting('ARMATURE_PLANNER_PREDICTOR_PARAMS', 'Predictor parameters.', 'a mapping'),
+  profile: {
+    ...stringSetting('ARMATURE_PLANNER_PROFILE', '', 'Profile file.', 'a path to a profile JSON file'),
+    toEnv: (v) => (v === '' ? undefined : v),
+  },
+  pools: objectSetting('ARMATURE_PLANNER_POOLS', 'Pool limits.', 'a mapping { prefill?, decode }'),
+  limits: objectSetting('ARMATURE_PLANNER_LIMITS', 'Scaling limits.', 'a mapping'),
   connector: enumSetting(
     'ARMATURE_PLANNER_CONNECTOR',
-    ['local', 'kubernetes'] as const,
+    ['local', 'kubernetes', 'advisory'] as const,
     'local',
     'Where replica counts are applied.',
     'connector',
   ),
+  prometheusUrl: stringSetting('ARMATURE_PLANNER_PROMETHEUS_URL', '', 'Prometheus base URL.', 'a URL'),
 };
+
+/** The planner-core config a planner's settings describe. */
+export function plannerConfigInput(s: PlannerSettings): Record<string, unknown> {
+  return {
+    mode: s.mode,
+    intervalMs: s.intervalMs,
+    sloTtftMs: s.sloTtftMs,
+    sloItlMs: s.sloItlMs,
+    predictor: { id: s.predictor, params: s.predictorParams },
+    profile: s.profile,
+    pools: s.pools,
+    limits: s.limits,
+  };
+}
 
 /** The settings object of each kind. */
 export interface SettingsByKind {

@@ -66,7 +66,8 @@ export async function runLoad(items: readonly WorkloadItem[], o: LoadOptions): P
   };
   try {
     if (offsets) {
-      for (let i = 0; i < work.length; i++) {
+      // A ramp that ends at rate 0 may schedule fewer requests than the workload holds.
+      for (let i = 0; i < Math.min(work.length, offsets.length); i++) {
         const wait = offsets[i]! - clock();
         if (offsets[i]! > o.maxDurationMs) break;
         if (wait > 0) await new Promise((r) => setTimeout(r, wait));

@@ -49,6 +49,51 @@ export interface SimulationOptions {
   queue?: RouterQueueOptions;
   /** Disaggregated serving: a prefill pool besides the `workers` (then the decode pool). */
   disagg?: DisaggSimOptions;
+  /** Changes the pools while the replay runs (the planner: replay/planner-loop.ts). */
+  control?: SimControl;
+}
+
+/** What drives the pools of a replay in virtual time; `start` is called before the first event. */
+export interface SimControl {
+  start(cluster: SimCluster): void;
+}
+
+export type SimRole = 'prefill' | 'decode';
+
+/** One pass of a worker, as the control sees it (a live worker's metrics carry the same). */
+export interface SimStep {
+  worker: string;
+  role: SimRole;
+  durationMs: number;
+  prefillTokens: number;
+  /** KV tokens held during the pass. */
+  kvTokens: number;
+}
+
+/** The replay's cluster as a control drives it. */
+export interface SimCluster {
+  now(): number;
+  /** Runs `run` at virtual time `atMs` (not before now). */
+  at(atMs: number, run: () => void): void;
+  /**
+   * Asks for a worker of `role`: it counts from now and serves from `readyAtMs` (default
+   * now); returns its id.
+   */
+  addWorker(role: SimRole, readyAtMs?: number): string;
+  /** Stops routing to worker `id`; it leaves once its requests are done (a starting one at once). */
+  drainWorker(id: string): void;
+  /** The pool's workers that have not left, in the order they were asked for. */
+  workers(
+    role: SimRole,
+  ): readonly { id: string; state: 'starting' | 'ready' | 'draining'; load: EngineLoad; kvTokens: number }[];
+  /** Every request record so far, by id (arrived requests only). */
+  readonly records: ReadonlyMap<string, RequestRecord>;
+  /** Whether every request has finished. */
+  finished(): boolean;
+  /** Called after every forward pass. */
+  onStep(listener: (step: SimStep) => void): void;
+  /** Called when a request arrives. */
+  onArrival(listener: (request: SimRequest, record: RequestRecord) => void): void;
 }
 
 export interface DisaggSimOptions {
@@ -85,11 +130,18 @@ export interface SimulationResult {
   queueRejected: number;
   /** Set in disaggregated mode. */
   disagg?: DisaggStats;
+  /** Worker time per pool, ms: from when each worker was asked for until it left (or the end). */
+  workerMs: Record<SimRole, number>;
 }
 
 interface SimWorker {
   id: string;
-  role: 'prefill' | 'decode';
+  role: SimRole;
+  state: 'starting' | 'ready' | 'draining' | 'stopped';
+  askedAtMs: number;
+  stoppedAtMs?: number;
+  /** Remote prefills whose KV this (decode) worker still waits for. */
+  expecting: number;
   core: MockerCore;
   card: ModelCard;
   busy: boolean;
@@ -99,6 +151,7 @@ interface SimWorker {
 
 type SimEvent =
   | { kind: 'arrival'; request: SimRequest }
+  | { kind: 'timer'; run: () => void }
   | { kind: 'transfer-done'; request: SimRequest; worker: SimWorker; firstToken: number }
   | { kind: 'pass-done'; worker: SimWorker; outputs: ReturnType<MockerCore['step']>['outputs'] };
 
@@ -120,6 +173,9 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     return {
       id,
       role,
+      state: 'ready',
+      askedAtMs: now,
+      expecting: 0,
       // A live worker's events reach the router within a millisecond or so: applied at once here.
       core: new MockerCore(config, approximate ? {} : { onKvEvents: (batch) => owner.index.applyBatch(id, batch) }),
       card,
@@ -145,14 +201,16 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     );
   }
   const candidatesOf = (pool: SimWorker[]): RouterCandidate[] =>
-    pool.map((w) => ({
-      instanceId: w.id,
-      grpcAddress: '',
-      card: w.card,
-      published: w.published,
-      approximate,
-      ready: true,
-    }));
+    pool
+      .filter((w) => w.state === 'ready')
+      .map((w) => ({
+        instanceId: w.id,
+        grpcAddress: '',
+        card: w.card,
+        published: w.published,
+        approximate,
+        ready: true,
+      }));
   // The same lifecycle as the live router (waiting room, placement, release), in virtual time.
   const core = new RouterCore({
     source: { candidates: (_model, role) => candidatesOf(role === 'prefill' ? prefillWorkers : workers) },
@@ -180,6 +238,63 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
   for (const request of requests) queue.push(request.arrivalMs, { kind: 'arrival', request });
 
   const byId = new Map([...workers, ...prefillWorkers].map((w) => [w.id, w]));
+  const nextNumber: Record<SimRole, number> = { decode: workers.length, prefill: prefillWorkers.length };
+  const stepListeners: ((step: SimStep) => void)[] = [];
+  const arrivalListeners: ((request: SimRequest, record: RequestRecord) => void)[] = [];
+  const poolOf = (role: SimRole): SimWorker[] => (role === 'prefill' ? prefillWorkers : workers);
+  const departed: SimWorker[] = [];
+
+  /** A draining worker leaves once it holds no request and expects no KV. */
+  const leaveIfIdle = (w: SimWorker): void => {
+    if (w.state !== 'draining' || w.busy || w.core.hasWork() || w.expecting > 0) return;
+    w.state = 'stopped';
+    w.stoppedAtMs = now;
+    const pool = poolOf(w.role);
+    pool.splice(pool.indexOf(w), 1);
+    core.removeWorker(w.id);
+    (w.role === 'prefill' ? prefillRouter! : router).index.removeWorker(w.id);
+    departed.push(w);
+  };
+
+  const cluster: SimCluster = {
+    now: clock,
+    at: (atMs, run) => queue.push(Math.max(now, atMs), { kind: 'timer', run }),
+    addWorker(role, readyAtMs = now) {
+      if (role === 'prefill' && !prefillRouter) throw new Error('a prefill worker needs a disaggregated replay');
+      const w = makeWorker(`${role}-${nextNumber[role]++}`, role, role === 'prefill' ? prefillRouter! : router);
+      byId.set(w.id, w);
+      poolOf(role).push(w);
+      const ready = (): void => {
+        if (w.state !== 'starting') return;
+        w.state = 'ready';
+        core.pump(); // waiting requests may fit now
+      };
+      w.state = 'starting';
+      if (readyAtMs <= now) ready();
+      else cluster.at(readyAtMs, ready);
+      return w.id;
+    },
+    drainWorker(id) {
+      const w = byId.get(id);
+      if (!w || w.state === 'stopped' || w.state === 'draining') return;
+      w.state = 'draining';
+      leaveIfIdle(w);
+    },
+    workers: (role) =>
+      poolOf(role).map((w) => {
+        const load = w.core.load();
+        return {
+          id: w.id,
+          state: w.state as 'starting' | 'ready' | 'draining',
+          load,
+          kvTokens: load.activeDecodeBlocks * card.blockSize,
+        };
+      }),
+    records,
+    finished: () => done === requests.length,
+    onStep: (listener) => stepListeners.push(listener),
+    onArrival: (listener) => arrivalListeners.push(listener),
+  };
 
   const addTo = (worker: SimWorker, id: string, tokenIds: number[], maxTokens: number): boolean => {
     const record = records.get(id)!;
@@ -222,6 +337,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     const prefill = byId.get(out.prefill.worker.instanceId)!;
     decisions[prefill.id] = (decisions[prefill.id] ?? 0) + 1;
     remote.set(r.id, { request: r, decode, transferBytes: out.blocksToPull * card.blockSize * kvBytesPerToken });
+    decode.expecting++;
     // The prefill worker computes the prompt and its first token (max_tokens 1).
     addTo(prefill, r.id, r.promptTokenIds, 1);
   };
@@ -246,6 +362,17 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     const step = w.core.step(now);
     steps++;
     w.busy = true;
+    if (stepListeners.length > 0 && step.sequences > 0) {
+      const { activeDecodeBlocks } = w.core.load();
+      const info: SimStep = {
+        worker: w.id,
+        role: w.role,
+        durationMs: step.durationMs,
+        prefillTokens: step.prefillTokens,
+        kvTokens: activeDecodeBlocks * card.blockSize,
+      };
+      for (const listener of stepListeners) listener(info);
+    }
     queue.push(now + step.durationMs, { kind: 'pass-done', worker: w, outputs: step.outputs });
   };
 
@@ -255,10 +382,15 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     if (options.onProgress && done % progressEvery === 0) options.onProgress(done, requests.length, now);
   };
 
+  options.control?.start(cluster);
   for (let ev = queue.pop(); ev; ev = queue.pop()) {
     now = ev.at;
     const event = ev.value;
     core.expire();
+    if (event.kind === 'timer') {
+      event.run();
+      continue;
+    }
     if (event.kind === 'arrival') {
       const r = event.request;
       const record: RequestRecord = {
@@ -270,6 +402,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
         outputTokens: 0,
       };
       records.set(r.id, record);
+      for (const listener of arrivalListeners) listener(r, record);
       try {
         core.submit(
           { requestId: r.id, model: card.model, tokenIds: r.promptTokenIds },
@@ -283,6 +416,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     if (event.kind === 'transfer-done') {
       // The decode worker holds the prompt's KV now; it continues after the first token.
       const { request: r, worker: decode, firstToken } = event;
+      decode.expecting--;
       decode.core.importPrefix(r.promptTokenIds, now);
       addTo(decode, r.id, [...r.promptTokenIds, firstToken], r.outputTokens - 1);
       continue;
@@ -294,6 +428,7 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     w.published = w.core.load();
     if (w.core.hasWork()) startPass(w);
     else w.core.flush(now);
+    leaveIfIdle(w);
     for (const { requestId, output } of event.outputs) {
       const record = records.get(requestId);
       if (!record) continue;
@@ -310,6 +445,10 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
         core.markPrefillComplete(requestId);
         const plan = remote.get(requestId)!;
         remote.delete(requestId);
+        if (output.finishReason === 'error' || output.finishReason === 'cancelled' || plan.request.outputTokens <= 1) {
+          plan.decode.expecting--;
+          leaveIfIdle(plan.decode);
+        }
         if (output.finishReason === 'error' || output.finishReason === 'cancelled') {
           record.error = { type: output.finishReason, message: `prefill finished with ${output.finishReason}` };
           record.endMs = now;
@@ -353,9 +492,13 @@ export function simulate(requests: readonly SimRequest[], options: SimulationOpt
     // Its new load may give a waiting request room.
     core.pump();
   }
+  const workerMs: Record<SimRole, number> = { prefill: 0, decode: 0 };
+  for (const w of [...workers, ...prefillWorkers, ...departed])
+    workerMs[w.role] += (w.stoppedAtMs ?? now) - w.askedAtMs;
   return {
     records: [...records.values()],
     virtualMs: now,
+    workerMs,
     steps,
     decisions,
     routerHitRate: promptBlocks > 0 ? overlapBlocks / promptBlocks : 0,
