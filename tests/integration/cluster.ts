@@ -35,6 +35,8 @@ export interface ClusterOptions {
   frontends?: number;
   /** How stop() and shutdown() stop the replicas (default together). */
   stopOrder?: 'frontend-first' | 'together';
+  /** A planner, with these settings (the graph's services.planner mapping); default none. */
+  planner?: Record<string, unknown>;
 }
 
 export interface Cluster {
@@ -75,6 +77,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         router: { replicas: options.routers ?? 1, policy: options.policy ?? 'round-robin' },
         prefill: { replicas: options.prefillWorkers ?? 0, engine, engineArgs },
         decode: { replicas: count, engine, engineArgs },
+        ...(options.planner ? { planner: options.planner } : {}),
       },
     },
     { name: 'it' },

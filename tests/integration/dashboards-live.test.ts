@@ -1,7 +1,9 @@
 // Every panel query of every bundled Grafana dashboard (grafana/dashboards) returns data
 // from a real Prometheus that scraped a live stack under load. The stack runs every
 // feature the dashboards show: two decode workers behind the KV router, and a prefill
-// worker that long prompts go to (disaggregation and the KV transfer), short ones not.
+// worker that long prompts go to (disaggregation and the KV transfer), short ones not, and
+// a planner in advisory mode (it decides and exports, and changes nothing, so the stack
+// stays the size the panels expect).
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +26,14 @@ beforeAll(async () => {
     policy: 'kv',
     engineArgs: { totalKvBlocks: 2048, blockSize: 16, speedup: 5 },
     routerEnv: { ARMATURE_DISAGG: JSON.stringify({ minRemotePrefillTokens: 256 }) },
+    planner: {
+      mode: 'both',
+      connector: 'advisory',
+      intervalMs: 2_000,
+      profile: join(ROOT, 'infra/profiles/mocker.json'),
+      pools: { prefill: { min: 1, max: 4 }, decode: { min: 2, max: 4 } },
+      limits: { allowProfileMismatch: true },
+    },
   });
   prometheus = await startPrometheus({
     discovery: cluster.discovery,
@@ -90,10 +100,10 @@ describe.skipIf(!promtool)('the bundled dashboards over a live stack', () => {
     expect(sent).toBeGreaterThan(40);
     // Every service scraped, the last scrape after the load.
     await waitFor(
-      async () => (await instant(prometheus!.url, 'count(up{job="armature"} == 1) == 5')).ok,
+      async () => (await instant(prometheus!.url, 'count(up{job="armature"} == 1) == 6')).ok,
       15_000,
       250,
-      'all five services up in Prometheus',
+      'all six services up in Prometheus',
     );
     await new Promise((r) => setTimeout(r, 2_500));
 

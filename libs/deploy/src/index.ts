@@ -1,6 +1,6 @@
 // @armature/deploy: the typed deployment graph (every service kind, each with its settings
 // table), the one launcher that runs a graph as local processes, and the scale port the
-// planner will drive. Compose and Kubernetes renderers will live here too (render/).
+// planner drives (the supervisor's control API and its client). Compose and Kubernetes renderers will live here too (render/).
 export * from './errors.js';
 export * from './graph.js';
 export * from './launch.js';

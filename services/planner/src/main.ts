@@ -104,6 +104,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((err: unknown) => {
-  log.error('planner failed to start', { err });
+  // A bad setting is the operator's to fix: one line naming it, not a stack.
+  if (err instanceof ArmatureError && err.cls === 'invalid_argument') {
+    log.error('planner failed to start', { error: err.message, param: err.param });
+    process.stderr.write(`planner: ${err.message}\n`);
+  } else log.error('planner failed to start', { err });
   process.exit(1);
 });

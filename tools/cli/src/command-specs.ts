@@ -75,7 +75,11 @@ export const BENCH: CommandSpec = {
     model: { value: '<name>', doc: 'model to request (default: the first the server lists)' },
     ...WORKLOAD,
     mode: { value: '<m>', default: 'trace', check: ['trace', 'rate', 'concurrency'], doc: 'how requests are sent' },
-    rate: { value: '<r>', check: 'number', doc: 'requests per second, required with --mode rate' },
+    rate: { value: '<r>', check: 'number', doc: 'requests per second, required with --mode rate (or --ramp)' },
+    ramp: {
+      value: '<t:r,...>',
+      doc: 'with --mode rate, a changing rate: seconds:requests-per-second points, linear between (0:2,60:40,120:2)',
+    },
     arrival: {
       value: '<a>',
       default: 'poisson',
@@ -92,7 +96,9 @@ export const BENCH: CommandSpec = {
   notes: DATASETS,
   check: (v) =>
     needsWorkload(v) ??
-    (v.mode === 'rate' && v.rate === undefined ? '--rate <r> is required with --mode rate' : undefined) ??
+    (v.mode === 'rate' && v.rate === undefined && v.ramp === undefined
+      ? '--rate <r> or --ramp <t:r,...> is required with --mode rate'
+      : undefined) ??
     (v.mode === 'concurrency' && v.concurrency === undefined
       ? '--concurrency <n> is required with --mode concurrency'
       : undefined),
@@ -127,11 +133,30 @@ export const REPLAY: CommandSpec = {
     },
     'kv-bytes-per-token': { value: '<n>', default: '131072', check: 'number', doc: 'KV size for transfer times' },
     'bandwidth-gbps': { value: '<g>', default: '64', check: 'number', doc: 'KV transfer bandwidth, GB/s' },
+    planner: {
+      value: '<file>',
+      doc: "a planner YAML (the keys of a graph's services.planner): it sizes the pools in virtual time; needs --slo-ttft-ms and --slo-itl-ms",
+    },
+    'startup-delay-ms': {
+      value: '<ms>',
+      default: '30000',
+      check: 'number',
+      doc: 'with --planner, from asking for a worker to its first request',
+    },
+    static: {
+      value: '<n|p:d>',
+      multiple: true,
+      doc: 'with --planner, a static deployment to replay beside it (decode workers, or prefill:decode)',
+    },
+    'no-oracle': { doc: 'with --planner, skip the oracle (the per-interval static sizes in hindsight)' },
   },
   notes: DATASETS,
   check: (v) =>
     needsWorkload(v) ??
-    (v.mode === 'disagg' && (v.prefill === undefined || v.decode === undefined)
+    (v.planner !== undefined && (v['slo-ttft-ms'] === undefined || v['slo-itl-ms'] === undefined)
+      ? '--planner needs --slo-ttft-ms and --slo-itl-ms'
+      : undefined) ??
+    (v.mode === 'disagg' && v.planner === undefined && (v.prefill === undefined || v.decode === undefined)
       ? '--prefill <n> and --decode <n> are required with --mode disagg'
       : undefined),
 };

@@ -352,7 +352,8 @@ export function plannerConfigInput(s: PlannerSettings): Record<string, unknown> 
     sloItlMs: s.sloItlMs,
     predictor: { id: s.predictor, params: s.predictorParams },
     profile: s.profile,
-    pools: s.pools,
+    // Unset (a planner started by hand): the decode pool, with the default limits.
+    pools: Object.keys(s.pools).length > 0 ? s.pools : { decode: {} },
     limits: s.limits,
   };
 }
