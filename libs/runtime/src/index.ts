@@ -8,3 +8,4 @@ export * from './discovery/index.js';
 export * from './worker-load.js';
 export * from './child-process.js';
 export * from './tracing.js';
+export * from './random.js';

@@ -1,5 +1,6 @@
 // Known series the predictor tests feed in, and a reproducible noise source. Test support
 // only; the package index does not export it.
+import { mulberry32 } from '@armature/runtime';
 
 /** `length` values from `start`, rising by `slope` each interval. */
 export const ramp = (length: number, start: number, slope: number): number[] =>
@@ -15,17 +16,8 @@ export const step = (before: number, from: number, after: number, to: number): n
   ...new Array<number>(after).fill(to),
 ];
 
-/** A seeded uniform [0, 1) source (mulberry32), so noisy series are the same every run. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform [0, 1) source, so noisy series are the same every run. */
+export const seededRandom = mulberry32;
 
 /** Feeds `series` in order; returns each prediction made after each observation. */
 export function run(predictor: { observe(v: number): void; predict(): number | undefined }, series: readonly number[]) {

@@ -1,6 +1,6 @@
 // Builders shared by the policy tests: worker views with every field filled in, route
 // inputs, and reproducible random sources. Test support only; not exported by the package.
-import type { ModelCard } from '@armature/runtime';
+import { mulberry32, type ModelCard } from '@armature/runtime';
 import type { KvOverlap, PolicyEnv, PublishedLoad, RouteInput, TrackedLoad, WorkerView } from '../types.js';
 
 type TierOverlap = Omit<KvOverlap, 'blocks'>;
@@ -79,17 +79,8 @@ export function routeInput(promptBlocks: number, prefix = 1, requestId = 'r'): R
   };
 }
 
-/** mulberry32: a seeded uniform source in [0, 1), so sampling tests are reproducible. */
-export function seededRandom(seed: number): () => number {
-  let state = seed >>> 0;
-  return () => {
-    state = (state + 0x6d2b79f5) >>> 0;
-    let t = state;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A seeded uniform source in [0, 1), so sampling tests are reproducible. */
+export const seededRandom = mulberry32;
 
 /** A policy env with a seeded random source and a clock the test moves by hand. */
 export function testEnv(seed = 1): PolicyEnv & { clock: { ms: number } } {

@@ -1,5 +1,6 @@
 // When each request is sent: the trace's own timestamps (scaled), a request rate
 // (Poisson or constant), or as fast as a fixed number of concurrent clients allows.
+import { mulberry32 } from '@armature/runtime';
 
 export type ScheduleSpec =
   | { mode: 'trace'; timeScale: number }
@@ -13,17 +14,8 @@ export type ScheduleSpec =
     }
   | { mode: 'concurrency'; concurrency: number };
 
-/** A small seeded PRNG (mulberry32), so schedules are reproducible. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG, so schedules are reproducible. */
+export { mulberry32 };
 
 /**
  * Send offsets (ms from the start) for open-loop modes; `undefined` for the closed-loop

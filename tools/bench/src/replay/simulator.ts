@@ -9,6 +9,11 @@
 // or prefills locally; a remote prefill runs the prompt on the prefill worker (its first
 // token is the client's first token), the KV blocks the decode worker lacks travel for
 // bytes / bandwidth, then the decode worker imports them and generates the rest.
+//
+// A control (the planner: planner-loop.ts) may change the pools while it runs: a worker
+// asked for serves after its start-up delay, a drained one takes no new request and leaves
+// once its requests are done, and each one's time is counted. One file past 450 lines
+// because it is one event loop: arrivals, passes, transfers and the pools share its state.
 import { compileMockerOptions, MockerCore, mockerCard, type EngineLoad, type MockerOptions } from '@armature/engine';
 import {
   createPolicy,
