@@ -110,6 +110,20 @@ describe('throughput mode', () => {
     expect(missed.decisions.find((d) => d.pool === 'prefill')!.to).toBe(4); // × 1000 / 500
   });
 
+  it('grows the pool that answers for a missed target by observed / target, at least one replica', () => {
+    const planner = new Planner(config(), { profile });
+    // Tiny demand, so the profile alone says 1; ITL 150 ms against 50 ms: decode ×2 (capped).
+    const plan = planner.plan(observation({ requests: 10, itlMs: 150, prefill: 2, decode: 3 }));
+    const byPool = Object.fromEntries(plan.decisions.map((d) => [d.pool, d]));
+    expect(byPool.decode).toMatchObject({ from: 3, to: 6 });
+    expect(byPool.decode!.reason).toMatch(/at least 6: latency missed ×2\.00/);
+    expect(byPool.prefill!.to).toBe(1); // its target (TTFT) was met
+    const slightly = new Planner(config(), { profile }).plan(
+      observation({ requests: 10, ttftMs: 510, prefill: 2, decode: 1 }),
+    );
+    expect(slightly.decisions.find((d) => d.pool === 'prefill')!.to).toBe(3); // ceil(2 × 1.02)
+  });
+
   it('an aggregated pool needs the sum of both fractions of a worker', () => {
     const agg = (utilization: number) =>
       compilePlannerConfig({

@@ -260,6 +260,21 @@ export class Planner {
       const need = prefillNeed + decodeNeed;
       out.decode = { replicas: replicasOf(need, 'decode'), why: `${prefillWhy} + ${decodeWhy}${at}` };
     }
+    // The profile was too optimistic while a target is missed: the pool that answers for it
+    // grows by the ratio observed / target (at most 2×, at least one replica) until it is met.
+    const missed: Partial<Record<Pool, number>> = this.disaggregated
+      ? { prefill: ttftCorr, decode: itlCorr }
+      : { decode: Math.max(ttftCorr, itlCorr) };
+    for (const pool of this.pools) {
+      const ratio = missed[pool] ?? 1;
+      const proposal = out[pool];
+      if (ratio <= 1 || !proposal) continue;
+      const floor = Math.ceil(obs.replicas[pool]!.desired * ratio);
+      if (floor > proposal.replicas) {
+        proposal.replicas = floor;
+        proposal.why += `, at least ${floor}: latency missed ×${ratio.toFixed(2)}`;
+      }
+    }
     return out;
   }
 

@@ -43,6 +43,7 @@ export class PlannerRunner {
   private replicas: Partial<Record<Pool, PoolReplicas>> = {};
   private readonly applying = new Map<Pool, { target: number; running: Promise<void> }>();
   private closed = false;
+  private lastHeld: string | undefined;
 
   constructor(readonly options: PlannerRunnerOptions) {
     this.zeroSeries();
@@ -119,7 +120,9 @@ export class PlannerRunner {
         this.apply(d.pool, d.to);
       }
     }
-    if (plan.held) log.info('planner held', { reason: plan.held });
+    // Once per reason, not every interval (an idle deployment would log 'no traffic yet' forever).
+    if (plan.held && plan.held !== this.lastHeld) log.info('planner held', { reason: plan.held });
+    this.lastHeld = plan.held;
     this.plans.push(record);
     if (this.plans.length > (this.options.history ?? 500)) this.plans.shift();
     return record;
