@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { waitFor } from '@armature/testing';
 import { MODEL, startCluster, type Cluster } from './cluster.js';
 
-type Role = 'frontend' | 'router' | 'decode' | 'prefill';
+type Role = 'frontend' | 'router' | 'decode' | 'prefill' | 'planner';
 
 const PROCESS = [
   'armature_build_info',
@@ -109,6 +109,20 @@ const EXPECTED_AT_START: Record<Role, string[]> = {
     'armature_worker_pinned_blocks',
     'armature_worker_pins_total',
   ],
+  planner: [
+    ...PROCESS,
+    'armature_planner_observed_load',
+    'armature_planner_predicted_load',
+    'armature_planner_observed_latency_seconds',
+    'armature_planner_estimated_latency_seconds',
+    'armature_planner_proposed_replicas',
+    'armature_planner_desired_replicas',
+    'armature_planner_ready_replicas',
+    'armature_planner_decisions_total',
+    'armature_planner_worker_seconds_total',
+    'armature_planner_observe_errors_total',
+    'armature_planner_connector_errors_total',
+  ],
 };
 
 const M = `model="${MODEL}"`;
@@ -167,11 +181,24 @@ const ZERO_AT_START: Record<Role, string[]> = {
     'armature_worker_pins_total{how="released"} 0',
     'armature_worker_pins_total{how="expired"} 0',
   ],
+  planner: [
+    'armature_planner_observed_load{series="requests_per_second"} 0',
+    'armature_planner_proposed_replicas{pool="prefill",mode="throughput"} 0',
+    'armature_planner_decisions_total{pool="decode",direction="up",cause="load"} 0',
+    'armature_planner_worker_seconds_total{pool="prefill"} 0',
+    'armature_planner_observe_errors_total{source="scrape"} 0',
+    'armature_planner_connector_errors_total{connector="advisory"} 0',
+  ],
 };
 
 let cluster: Cluster;
 beforeAll(async () => {
-  cluster = await startCluster({ workers: 2, prefillWorkers: 1 });
+  // An advisory planner with a long interval: it exports its families and decides nothing yet.
+  cluster = await startCluster({
+    workers: 2,
+    prefillWorkers: 1,
+    planner: { mode: 'load', connector: 'advisory', intervalMs: 600_000 },
+  });
 }, 60_000);
 afterAll(async () => {
   await cluster?.stop();
@@ -199,7 +226,7 @@ const lines = (text: string): Set<string> => new Set(text.split('\n'));
 
 describe('metrics of a cluster that has served nothing', () => {
   it('has, on each service, exactly the families it owns, with zero series for the labels it knows', async () => {
-    for (const role of ['frontend', 'router', 'decode', 'prefill'] as const) {
+    for (const role of ['frontend', 'router', 'decode', 'prefill', 'planner'] as const) {
       const expected = [...EXPECTED_AT_START[role]].sort();
       // The router's per-worker gauges follow discovery and the first KV-state load.
       await waitFor(

@@ -19,7 +19,7 @@ export function observe(
   now: ClusterSnapshot,
   replicas: Partial<Record<Pool, PoolReplicas>>,
 ): Observation {
-  const missing = [...now.errors];
+  const missing = [...now.errors, ...(now.missing ?? [])];
   let requests: number | undefined;
   let isl: number | undefined;
   let osl: number | undefined;

@@ -40,7 +40,10 @@ export interface ClusterSnapshot {
   /** Summed over every frontend; undefined when none could be read. */
   frontend: FrontendTotals | undefined;
   workers: WorkerTotals[];
+  /** Reads that failed (a scrape, a query): counted in armature_planner_observe_errors_total. */
   errors: string[];
+  /** What is absent without anything failing (no frontend yet). */
+  missing?: string[];
 }
 
 export interface MetricsSource {
@@ -199,6 +202,7 @@ export class PrometheusSource implements MetricsSource {
   async snapshot(): Promise<ClusterSnapshot> {
     const errors: string[] = [];
     const atMs = Date.now();
+    const missing: string[] = [];
     let frontend: FrontendTotals | undefined;
     const totals = async (name: string): Promise<Totals> => ({
       count: await this.scalar(`${name}_count`),
@@ -206,15 +210,16 @@ export class PrometheusSource implements MetricsSource {
     });
     try {
       const up = await this.query('up{role="frontend"} == 1');
-      if (up.result.length === 0) throw new Error('no frontend is up');
-      frontend = {
-        input: await totals('armature_frontend_input_sequence_tokens'),
-        output: await totals('armature_frontend_output_sequence_tokens'),
-        ttftSeconds: await totals('armature_frontend_time_to_first_token_seconds'),
-        itlSeconds: await totals('armature_frontend_inter_token_latency_seconds'),
-        inputTokens: await this.scalar('armature_frontend_input_tokens_total'),
-        cachedTokens: await this.scalar('armature_frontend_cached_tokens_total'),
-      };
+      if (up.result.length === 0) missing.push(`prometheus ${this.base}: no frontend is up`);
+      else
+        frontend = {
+          input: await totals('armature_frontend_input_sequence_tokens'),
+          output: await totals('armature_frontend_output_sequence_tokens'),
+          ttftSeconds: await totals('armature_frontend_time_to_first_token_seconds'),
+          itlSeconds: await totals('armature_frontend_inter_token_latency_seconds'),
+          inputTokens: await this.scalar('armature_frontend_input_tokens_total'),
+          cachedTokens: await this.scalar('armature_frontend_cached_tokens_total'),
+        };
     } catch (err) {
       errors.push(`prometheus ${this.base}: ${(err as Error).message}`);
     }
@@ -253,6 +258,6 @@ export class PrometheusSource implements MetricsSource {
       errors.push(`prometheus ${this.base}: ${(err as Error).message}`);
     }
     workers.sort((a, b) => a.id.localeCompare(b.id));
-    return { atMs, frontend, workers, errors };
+    return { atMs, frontend, workers, errors, ...(missing.length > 0 ? { missing } : {}) };
   }
 }
